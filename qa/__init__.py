@@ -1,0 +1,1 @@
+"""Question answering over Chinese news articles, with span-exact citations."""

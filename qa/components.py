@@ -1,0 +1,52 @@
+"""Builds the concrete parts from settings: embedding model, Chroma, registry, retriever, answerer.
+
+Answerers are looked up by name, so a setting can pick one and an unknown name fails clearly.
+"""
+
+from __future__ import annotations
+
+from qa.errors import UnknownComponentError
+from qa.settings import Settings
+
+
+def build_embeddings(settings: Settings):
+    from vectorstore.embeddings import load_embeddings
+
+    return load_embeddings(settings.embedding_model, settings.model_cache_dir, settings.embedding_device,
+                           settings.embedding_batch_size)
+
+
+def build_index(settings: Settings, embeddings):
+    from vectorstore.chroma_store import DenseStore, connect
+    from vectorstore.docstore import DocStore
+    from vectorstore.index import NewsIndex
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    client = connect(settings.chroma_url, settings.data_dir / "chroma")
+    where = settings.chroma_url or str(settings.data_dir / "chroma")
+    dense = DenseStore(client, settings.collection, embeddings.model_id, embeddings.dim, where)
+    docs = DocStore(settings.data_dir / "registry.sqlite3")
+    return NewsIndex(docs, dense, embeddings)
+
+
+ANSWERERS = ("extractive",)
+
+
+def build_answerer(name: str, settings: Settings, index):
+    if name == "extractive":
+        from qa.answering.extractive import ExtractiveAnswerer
+
+        return ExtractiveAnswerer(index.docs, max_chars=settings.answer_max_chars)
+    raise UnknownComponentError(f"unknown answerer {name!r}; known: {', '.join(ANSWERERS)}")
+
+
+def build_service(settings: Settings | None = None, embeddings=None):
+    """Everything the CLI, API and UI need. `embeddings` may be passed in to share one loaded model."""
+    from qa.retrieval import HybridRetriever
+    from qa.service import QAService
+
+    settings = settings or Settings()
+    embeddings = embeddings or build_embeddings(settings)
+    index = build_index(settings, embeddings)
+    retriever = HybridRetriever(index=index, k=settings.top_k, candidates=settings.candidates)
+    return QAService(settings, index, retriever, build_answerer("extractive", settings, index))

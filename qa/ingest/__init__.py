@@ -1,0 +1,1 @@
+"""Reading files into articles: formats, encodings, newspaper page segmentation."""

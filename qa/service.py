@@ -1,0 +1,143 @@
+"""The one service the CLI, the HTTP API and the chat page all call.
+
+It sees parts only through what they do (an index, a retriever, an answerer), never how they
+are built; `qa.components` builds them from settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.answering.types import Answer, Source
+from qa.articles import to_records
+from qa.errors import ArticleNotFoundError, BadInputError, QAError
+from qa.ingest.parsed import ParsedArticle
+from qa.settings import Settings
+from vectorstore.index import NewsIndex
+from vectorstore.records import ArticleRecord
+
+MAX_QUESTION_CHARS = 1000
+
+
+@dataclass
+class FileReport:
+    source: str
+    articles: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestReport:
+    files: list[FileReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # whole files that could not be read
+
+    def total(self, what: str) -> int:
+        return sum(len(getattr(f, what)) for f in self.files)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not any(f.problems for f in self.files)
+
+
+def validate_question(question: object) -> str:
+    if not isinstance(question, str):
+        raise BadInputError("the question must be a string")
+    q = question.strip()
+    if not q:
+        raise BadInputError("the question is empty")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise BadInputError(f"the question is too long ({len(q)} characters; the limit is {MAX_QUESTION_CHARS})")
+    return q
+
+
+class QAService:
+    def __init__(self, settings: Settings, index: NewsIndex, retriever, answerer):
+        self.settings = settings
+        self.index = index
+        self.retriever = retriever
+        self.answerer = answerer
+
+    # -- ingest --------------------------------------------------------------------------------
+    def ingest_paths(self, paths: list[Path], on_file=None) -> IngestReport:
+        from qa.ingest.readers import iter_input_files, read_file
+
+        report = IngestReport()
+        files, missing = iter_input_files(paths)
+        report.errors.extend(str(e) for e in missing)
+        for path in files:
+            try:
+                result = read_file(path)
+            except BadInputError as exc:
+                report.errors.append(str(exc))
+                if on_file:
+                    on_file(None, str(exc))
+                continue
+            fr = self.ingest_articles(path.name, result.articles, replace_source=not result.problems)
+            fr.problems.extend(str(p) for p in result.problems)
+            report.files.append(fr)
+            if on_file:
+                on_file(fr, None)
+        self.index.sweep_orphans()
+        return report
+
+    def ingest_articles(self, source: str, parsed: list[ParsedArticle], *, replace_source: bool = True) -> FileReport:
+        """Index the articles of one source. With `replace_source`, its articles that are gone are removed.
+
+        A file with bad lines does not replace: its readable articles are added or updated, but nothing
+        already indexed from it is dropped because a line could not be read this time.
+        """
+        records = to_records(source, parsed, chunk_size=self.settings.chunk_size,
+                             overlap=self.settings.chunk_overlap_sentences)
+        res = self.index.upsert_many(records)
+        fr = FileReport(source, len(records), res.added, res.updated, res.unchanged)
+        if replace_source:
+            keep = {a.id for a, _ in records}
+            for old in self.index.docs.article_ids_from_source(source):
+                if old not in keep and self.index.remove(old):
+                    fr.removed.append(old)
+        return fr
+
+    # -- articles ------------------------------------------------------------------------------
+    def list_articles(self) -> list[ArticleRecord]:
+        return self.index.docs.list_articles()
+
+    def get_article(self, article_id: str) -> ArticleRecord:
+        a = self.index.docs.get_article(article_id)
+        if a is None:
+            raise ArticleNotFoundError(article_id)
+        return a
+
+    def remove_article(self, article_id: str) -> None:
+        if not self.index.remove(article_id):
+            raise ArticleNotFoundError(article_id)
+
+    def is_empty(self) -> bool:
+        return self.index.docs.count_articles() == 0
+
+    # -- questions -----------------------------------------------------------------------------
+    def search(self, query: str, k: int | None = None) -> list[Source]:
+        from qa.answering.extractive import _source
+
+        q = validate_question(query)
+        return [_source(h) for h in self.retriever.search(q, self._k(k))]
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        q = validate_question(question)
+        k = self._k(k)
+        hits = self.retriever.search(q, max(k, self.settings.candidates // 3))
+        return self.answerer.answer(q, hits, k)
+
+    def _k(self, k: int | None) -> int:
+        if k is None:
+            return self.settings.top_k
+        if not isinstance(k, int) or not 1 <= k <= 50:
+            raise BadInputError("k must be a whole number from 1 to 50")
+        return k
+
+
+__all__ = ["QAService", "IngestReport", "FileReport", "validate_question", "QAError"]

@@ -1,0 +1,101 @@
+"""Vectors in Chroma: an embedded PersistentClient under the data dir, or a `chroma run` server.
+
+We always hand Chroma our own vectors (never documents to embed), so it never reaches for its
+default ONNX model, and the collection records which embedding model made them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from qa.errors import IndexMismatchError, StoreUnavailableError
+
+MODEL_KEY = "embedding_model"
+DIM_KEY = "embedding_dim"
+
+
+def connect(chroma_url: str | None, persist_dir: Path):
+    """A Chroma client with telemetry off: a server client when a URL is given, else embedded."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if chroma_url:
+        u = urlparse(chroma_url)
+        try:
+            return chromadb.HttpClient(
+                host=u.hostname, port=u.port or (443 if u.scheme == "https" else 8000),
+                ssl=u.scheme == "https", settings=settings,
+            )
+        except Exception as exc:  # chromadb raises plain ValueError/ConnectionError on a dead server
+            raise StoreUnavailableError(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
+    persist_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(persist_dir), settings=settings)
+
+
+class DenseStore:
+    def __init__(self, client, collection: str, model_id: str, dim: int, where: str):
+        self._where = where
+        try:
+            self._col = client.get_or_create_collection(
+                collection,
+                metadata={MODEL_KEY: model_id, DIM_KEY: dim, "hnsw:space": "cosine"},
+                embedding_function=None,
+            )
+        except Exception as exc:
+            raise StoreUnavailableError(f"cannot open Chroma collection {collection!r} at {where}: {exc}") from exc
+        meta = self._col.metadata or {}
+        if meta.get(MODEL_KEY) != model_id or int(meta.get(DIM_KEY, dim)) != dim:
+            raise IndexMismatchError(
+                f"the Chroma collection {collection!r} at {where} was built with embedding model "
+                f"{meta.get(MODEL_KEY)!r} ({meta.get(DIM_KEY)} dimensions), but {model_id!r} ({dim}) is "
+                "configured. Set QA_EMBEDDING_MODEL back, or use another QA_COLLECTION / QA_DATA_DIR "
+                "and ingest again."
+            )
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (IndexMismatchError, StoreUnavailableError):
+            raise
+        except Exception as exc:
+            raise StoreUnavailableError(f"Chroma at {self._where} failed to {what}: {exc}") from exc
+
+    def add(self, ids: list[str], vectors: list[list[float]], article_ids: list[str]) -> None:
+        if not ids:
+            return
+        metadatas = [{"article_id": a} for a in article_ids]
+        for i in range(0, len(ids), 1000):
+            self._call(
+                "add vectors", self._col.upsert,
+                ids=ids[i : i + 1000], embeddings=vectors[i : i + 1000], metadatas=metadatas[i : i + 1000],
+            )
+
+    def delete(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), 1000):
+            self._call("delete vectors", self._col.delete, ids=ids[i : i + 1000])
+
+    def query(self, vector: list[float], k: int) -> list[tuple[str, float]]:
+        n = self.count()
+        if n == 0:
+            return []
+        res = self._call("search", self._col.query, query_embeddings=[vector], n_results=min(k, n), include=["distances"])
+        # Cosine distance → similarity, so higher is better everywhere.
+        return [(i, 1.0 - d) for i, d in zip(res["ids"][0], res["distances"][0])]
+
+    def ids(self) -> set[str]:
+        out: set[str] = set()
+        offset, page = 0, 5000
+        while True:
+            got = self._call("list ids", self._col.get, include=[], limit=page, offset=offset)["ids"]
+            out.update(got)
+            if len(got) < page:
+                return out
+            offset += page
+
+    def has(self, ids: list[str]) -> set[str]:
+        return set(self._call("look up ids", self._col.get, ids=ids, include=[])["ids"]) if ids else set()
+
+    def count(self) -> int:
+        return self._call("count", self._col.count)

@@ -1,0 +1,264 @@
+"""The article registry and keyword index: one SQLite file, changed only in transactions.
+
+SQLite is the source of truth for which articles exist. An article becomes visible in the same
+transaction that writes its chunks and their keyword postings, so a reader never sees half an
+article, and a crash leaves either the old version or the new one. Chroma holds vectors keyed by
+the same chunk ids; vectors of chunks this registry does not know are orphans and are swept.
+
+The keyword index is SQLite FTS5 over pre-tokenized text (jieba search mode), ranked with BM25.
+Several processes may read and write the same file (WAL mode, busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from vectorstore.keyword import tokenize
+from vectorstore.records import ArticleRecord, ChunkRecord, ScoredChunk
+
+SCHEMA_VERSION = "1"
+# Title tokens count double: a question naming an article's subject usually names its title.
+_BM25_WEIGHTS = (2.0, 1.0)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    subtitle TEXT NOT NULL,
+    byline TEXT NOT NULL,
+    column_name TEXT NOT NULL,
+    date TEXT NOT NULL,
+    url TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    paragraphs TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    article_id TEXT NOT NULL REFERENCES articles(id),
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize = 'unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab(chunk_terms, 'row');
+"""
+
+
+def _fts_query(tokens: Iterable[str]) -> str:
+    unique = list(dict.fromkeys(tokens))
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)
+
+
+class DocStore:
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        # executescript commits on its own; IF NOT EXISTS makes concurrent first opens harmless.
+        self._conn().executescript(_SCHEMA)
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+
+    # -- connections ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not be shared across threads.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- meta ----------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_meta_if_absent(self, key: str, value: str) -> str:
+        """Store `value` unless the key has one; return the stored value (first writer wins)."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+            return db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()["value"]
+
+    def generation(self) -> int:
+        """A counter bumped by every write, so other processes can tell their caches are stale."""
+        return int(self.get_meta("generation") or 0)
+
+    # -- writes --------------------------------------------------------------------------------
+    def replace_article(self, article: ArticleRecord, chunks: list[ChunkRecord]) -> list[str]:
+        """Make `article` with `chunks` visible at once; return the chunk ids it replaced."""
+        with self._tx() as db:
+            old = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE article_id = ?", (article.id,))]
+            self._delete_article_rows(db, article.id)
+            db.execute(
+                "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    article.id, article.source, article.position, article.title, article.subtitle,
+                    article.byline, article.column, article.date, article.url, article.kind,
+                    article.text, json.dumps(list(article.paragraphs), ensure_ascii=False),
+                    article.content_hash, time.time(),
+                ),
+            )
+            title_terms = " ".join(tokenize(article.title + " " + article.subtitle))
+            for c in chunks:
+                cur = db.execute(
+                    'INSERT INTO chunks (id, article_id, ordinal, start, "end", text) VALUES (?,?,?,?,?,?)',
+                    (c.id, c.article_id, c.ordinal, c.start, c.end, c.text),
+                )
+                db.execute(
+                    "INSERT INTO chunk_terms (rowid, title, body) VALUES (?,?,?)",
+                    (cur.lastrowid, title_terms, " ".join(tokenize(c.text))),
+                )
+            self._bump(db)
+        new_ids = {c.id for c in chunks}
+        return [i for i in old if i not in new_ids]
+
+    def delete_article(self, article_id: str) -> list[str]:
+        """Remove an article; return its chunk ids (for the vector store to drop)."""
+        with self._tx() as db:
+            ids = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE article_id = ?", (article_id,))]
+            found = self._delete_article_rows(db, article_id)
+            if found:
+                self._bump(db)
+        return ids if found else []
+
+    @staticmethod
+    def _delete_article_rows(db: sqlite3.Connection, article_id: str) -> bool:
+        db.execute(
+            "DELETE FROM chunk_terms WHERE rowid IN (SELECT rowid FROM chunks WHERE article_id = ?)", (article_id,)
+        )
+        db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
+        return db.execute("DELETE FROM articles WHERE id = ?", (article_id,)).rowcount > 0
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    # -- reads ---------------------------------------------------------------------------------
+    def content_hash(self, article_id: str) -> str | None:
+        row = self._conn().execute("SELECT content_hash FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return row["content_hash"] if row else None
+
+    def article_ids_from_source(self, source: str) -> list[str]:
+        rows = self._conn().execute("SELECT id FROM articles WHERE source = ? ORDER BY position", (source,))
+        return [r["id"] for r in rows]
+
+    def get_article(self, article_id: str) -> ArticleRecord | None:
+        row = self._conn().execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return _article(row) if row else None
+
+    def list_articles(self) -> list[ArticleRecord]:
+        rows = self._conn().execute("SELECT * FROM articles ORDER BY source, position, id")
+        return [_article(r) for r in rows]
+
+    def count_articles(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+
+    def count_chunks(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def chunk_ids(self) -> set[str]:
+        return {r[0] for r in self._conn().execute("SELECT id FROM chunks")}
+
+    def get_chunks(self, ids: list[str]) -> dict[str, ChunkRecord]:
+        out: dict[str, ChunkRecord] = {}
+        db = self._conn()
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = db.execute(
+                'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title FROM chunks c '
+                f"JOIN articles a ON a.id = c.article_id WHERE c.id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for r in rows:
+                out[r["id"]] = _chunk(r)
+        return out
+
+    def chunks_of(self, article_id: str) -> list[ChunkRecord]:
+        rows = self._conn().execute(
+            'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title FROM chunks c '
+            "JOIN articles a ON a.id = c.article_id WHERE c.article_id = ? ORDER BY c.ordinal",
+            (article_id,),
+        )
+        return [_chunk(r) for r in rows]
+
+    def document_frequencies(self, tokens: Iterable[str]) -> dict[str, int]:
+        """How many chunks contain each token (title or body), for IDF weights."""
+        unique = list(dict.fromkeys(tokens))
+        if not unique:
+            return {}
+        rows = self._conn().execute(
+            f"SELECT term, doc FROM chunk_vocab WHERE term IN ({','.join('?' * len(unique))})", unique
+        )
+        found = {r["term"]: r["doc"] for r in rows}
+        return {t: found.get(t, 0) for t in unique}
+
+    def keyword_search(self, query: str, k: int) -> list[ScoredChunk]:
+        tokens = tokenize(query)
+        if not tokens:
+            return []
+        rows = self._conn().execute(
+            'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, '
+            "bm25(chunk_terms, ?, ?) AS s FROM chunk_terms "
+            "JOIN chunks c ON c.rowid = chunk_terms.rowid JOIN articles a ON a.id = c.article_id "
+            "WHERE chunk_terms MATCH ? ORDER BY s LIMIT ?",
+            (*_BM25_WEIGHTS, _fts_query(tokens), k),
+        ).fetchall()
+        # FTS5's bm25() is negative, lower is better; flip it so higher is better like cosine.
+        return [
+            ScoredChunk(_chunk(r), -r["s"], rank, {"keyword": -r["s"]})
+            for rank, r in enumerate(rows, 1)
+            if -r["s"] > 0
+        ]
+
+
+def _article(r: sqlite3.Row) -> ArticleRecord:
+    return ArticleRecord(
+        id=r["id"], title=r["title"], text=r["text"], paragraphs=tuple(json.loads(r["paragraphs"])),
+        source=r["source"], subtitle=r["subtitle"], byline=r["byline"], column=r["column_name"],
+        date=r["date"], url=r["url"], kind=r["kind"], content_hash=r["content_hash"], position=r["position"],
+    )
+
+
+def _chunk(r: sqlite3.Row) -> ChunkRecord:
+    return ChunkRecord(
+        id=r["id"], article_id=r["article_id"], ordinal=r["ordinal"], start=r["start"], end=r["end"],
+        text=r["text"], title=r["title"],
+    )

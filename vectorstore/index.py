@@ -1,0 +1,106 @@
+"""The index: registry + keyword index (SQLite) and vectors (Chroma), written in a crash-safe order.
+
+Write order for an article: vectors first (under new, content-hashed chunk ids), then one SQLite
+transaction that swaps the article's chunks, then the old vectors are dropped. Search results are
+always resolved through SQLite, so vectors written by an ingest that died before its transaction
+are invisible, and `sweep_orphans()` deletes them later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from qa.errors import IndexMismatchError
+from vectorstore.chroma_store import DenseStore
+from vectorstore.docstore import DocStore
+from vectorstore.records import ArticleRecord, ChunkRecord, ScoredChunk
+
+MODEL_META_KEY = "embedding_model"
+
+
+@dataclass
+class UpsertResult:
+    added: list[str]
+    updated: list[str]
+    unchanged: list[str]
+
+
+def embedding_text(chunk: ChunkRecord) -> str:
+    # The title gives a passage its topic; passages deep in an article rarely repeat it.
+    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+
+
+class NewsIndex:
+    def __init__(self, docstore: DocStore, dense: DenseStore, embeddings, *, embed_batch_chunks: int = 256):
+        self.docs = docstore
+        self.dense = dense
+        self.embeddings = embeddings
+        self.embed_batch_chunks = embed_batch_chunks
+        stored = docstore.set_meta_if_absent(MODEL_META_KEY, embeddings.model_id)
+        if stored != embeddings.model_id:
+            raise IndexMismatchError(
+                f"the index in {docstore.path.parent} was built with embedding model {stored!r}, but "
+                f"{embeddings.model_id!r} is configured; set QA_EMBEDDING_MODEL={stored} or use another QA_DATA_DIR"
+            )
+
+    # -- writes --------------------------------------------------------------------------------
+    def upsert_many(self, items: Iterable[tuple[ArticleRecord, list[ChunkRecord]]]) -> UpsertResult:
+        """Index articles whose content changed; skip those already indexed with the same content."""
+        result = UpsertResult([], [], [])
+        pending: list[tuple[ArticleRecord, list[ChunkRecord], bool]] = []
+        pending_chunks = 0
+        for article, chunks in items:
+            old_hash = self.docs.content_hash(article.id)
+            if old_hash == article.content_hash:
+                result.unchanged.append(article.id)
+                continue
+            pending.append((article, chunks, old_hash is not None))
+            pending_chunks += len(chunks)
+            # Embedding many chunks per call keeps the model busy; commit per article keeps each atomic.
+            if pending_chunks >= self.embed_batch_chunks:
+                self._write(pending, result)
+                pending, pending_chunks = [], 0
+        if pending:
+            self._write(pending, result)
+        return result
+
+    def _write(self, pending, result: UpsertResult) -> None:
+        all_chunks = [c for _, chunks, _ in pending for c in chunks]
+        vectors = self.embeddings.embed_documents([embedding_text(c) for c in all_chunks])
+        self.dense.add([c.id for c in all_chunks], vectors, [c.article_id for c in all_chunks])
+        for article, chunks, existed in pending:
+            stale = self.docs.replace_article(article, chunks)
+            self.dense.delete(stale)
+            (result.updated if existed else result.added).append(article.id)
+
+    def remove(self, article_id: str) -> bool:
+        article = self.docs.get_article(article_id)
+        if article is None:
+            return False
+        chunk_ids = self.docs.delete_article(article_id)
+        self.dense.delete(chunk_ids)
+        return True
+
+    def sweep_orphans(self) -> int:
+        """Delete vectors no registered chunk owns (left by an ingest that was killed)."""
+        orphans = sorted(self.dense.ids() - self.docs.chunk_ids())
+        self.dense.delete(orphans)
+        return len(orphans)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def dense_search(self, query: str, k: int) -> list[ScoredChunk]:
+        vector = self.embeddings.embed_query(query)
+        return self.dense_search_vector(vector, k)
+
+    def dense_search_vector(self, vector: list[float], k: int) -> list[ScoredChunk]:
+        hits = self.dense.query(vector, k)
+        chunks = self.docs.get_chunks([i for i, _ in hits])
+        out: list[ScoredChunk] = []
+        for chunk_id, score in hits:
+            if chunk_id in chunks:  # unknown ids are orphans of an interrupted ingest
+                out.append(ScoredChunk(chunks[chunk_id], score, len(out) + 1, {"dense": score}))
+        return out
+
+    def keyword_search(self, query: str, k: int) -> list[ScoredChunk]:
+        return self.docs.keyword_search(query, k)
