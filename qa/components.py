@@ -10,10 +10,11 @@ from qa.settings import Settings
 
 
 def build_embeddings(settings: Settings):
-    from vectorstore.embeddings import load_embeddings
+    """The configured model, loaded on first use (listing or removing articles never loads it)."""
+    from vectorstore.embeddings import LazyEmbeddings
 
-    return load_embeddings(settings.embedding_model, settings.model_cache_dir, settings.embedding_device,
-                           settings.embedding_batch_size)
+    return LazyEmbeddings(settings.embedding_model, settings.model_cache_dir, settings.embedding_device,
+                          settings.embedding_batch_size)
 
 
 def build_index(settings: Settings, embeddings):
@@ -24,7 +25,7 @@ def build_index(settings: Settings, embeddings):
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     client = connect(settings.chroma_url, settings.data_dir / "chroma")
     where = settings.chroma_url or str(settings.data_dir / "chroma")
-    dense = DenseStore(client, settings.collection, embeddings.model_id, embeddings.dim, where)
+    dense = DenseStore(client, settings.collection, embeddings.model_id, lambda: embeddings.dim, where)
     docs = DocStore(settings.data_dir / "registry.sqlite3")
     return NewsIndex(docs, dense, embeddings)
 

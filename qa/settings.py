@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         description="The default bundled model, or any sentence-transformers model name or local path.",
     )
     embedding_device: str = "cpu"
-    embedding_batch_size: int = Field(default=16, ge=1, le=512)
+    embedding_batch_size: int = Field(default=32, ge=1, le=512)
     chroma_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000 for a `chroma run` server")
     collection: str = "news"
 

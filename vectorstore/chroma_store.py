@@ -35,22 +35,30 @@ def connect(chroma_url: str | None, persist_dir: Path):
 
 
 class DenseStore:
-    def __init__(self, client, collection: str, model_id: str, dim: int, where: str):
+    def __init__(self, client, collection: str, model_id: str, dim_fn, where: str):
+        """`dim_fn()` gives the model's dimension; it is called only when the collection must be created."""
         self._where = where
         try:
-            self._col = client.get_or_create_collection(
-                collection,
-                metadata={MODEL_KEY: model_id, DIM_KEY: dim, "hnsw:space": "cosine"},
-                embedding_function=None,
-            )
+            names = {getattr(c, "name", c) for c in client.list_collections()}
+            if collection in names:
+                self._col = client.get_collection(collection, embedding_function=None)
+            else:
+                self._col = client.get_or_create_collection(
+                    collection,
+                    metadata={MODEL_KEY: model_id, DIM_KEY: dim_fn(), "hnsw:space": "cosine"},
+                    embedding_function=None,
+                )
+        except (IndexMismatchError, StoreUnavailableError):
+            raise
         except Exception as exc:
+            if type(exc).__module__.startswith(("qa.", "vectorstore.")):
+                raise
             raise StoreUnavailableError(f"cannot open Chroma collection {collection!r} at {where}: {exc}") from exc
         meta = self._col.metadata or {}
-        if meta.get(MODEL_KEY) != model_id or int(meta.get(DIM_KEY, dim)) != dim:
+        if meta.get(MODEL_KEY) != model_id:
             raise IndexMismatchError(
                 f"the Chroma collection {collection!r} at {where} was built with embedding model "
-                f"{meta.get(MODEL_KEY)!r} ({meta.get(DIM_KEY)} dimensions), but {model_id!r} ({dim}) is "
-                "configured. Set QA_EMBEDDING_MODEL back, or use another QA_COLLECTION / QA_DATA_DIR "
+                f"{meta.get(MODEL_KEY)!r}, but {model_id!r} is configured. Set QA_EMBEDDING_MODEL back, or use another QA_COLLECTION / QA_DATA_DIR "
                 "and ingest again."
             )
 

@@ -28,7 +28,8 @@ class SentenceTransformerEmbeddings(Embeddings):
         prompts = getattr(model, "prompts", {}) or {}
         self.query_prompt = prompts.get("query", "")
         self.passage_prompt = prompts.get("passage", prompts.get("document", ""))
-        self.dim = int(model.get_sentence_embedding_dimension())
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         # torch releases the GIL inside encode; one encode at a time keeps memory flat under load.
         self._lock = threading.Lock()
 
@@ -57,11 +58,48 @@ def resolve_model_path(model: str, cache_dir: Path) -> str:
     return model
 
 
-def load_embeddings(model: str, cache_dir: Path, device: str = "cpu", batch_size: int = 16) -> SentenceTransformerEmbeddings:
-    # Never reach for a model hub unless the user has explicitly turned it on.
+class LazyEmbeddings(Embeddings):
+    """Loads the model on first use, so commands that only read the registry start instantly."""
+
+    def __init__(self, model: str, cache_dir: Path, device: str = "cpu", batch_size: int = 16):
+        self.model_id = model
+        self._args = (model, cache_dir, device, batch_size)
+        self._loaded: SentenceTransformerEmbeddings | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> SentenceTransformerEmbeddings:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = load_embeddings(*self._args)
+            return self._loaded
+
+    @property
+    def dim(self) -> int:
+        return self.loaded.dim
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.loaded.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.loaded.embed_query(text)
+
+
+def _quiet_offline_env() -> None:
+    # Never reach for a model hub unless the user has explicitly turned it on; no progress bars.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_embeddings(model: str, cache_dir: Path, device: str = "cpu", batch_size: int = 16) -> SentenceTransformerEmbeddings:
+    _quiet_offline_env()
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     path = resolve_model_path(model, cache_dir)
     try:
