@@ -70,3 +70,12 @@ def to_records(
         ]
         out.append((article, chunks))
     return out
+
+
+def article_to_dict(a: ArticleRecord) -> dict:
+    """The public form of an article (CLI --json and the HTTP API): citations' offsets index `text`."""
+    return {
+        "id": a.id, "title": a.title, "subtitle": a.subtitle, "byline": a.byline, "source": a.source,
+        "column": a.column, "date": a.date, "url": a.url, "kind": a.kind, "text": a.text,
+        "paragraphs": list(a.paragraphs),
+    }

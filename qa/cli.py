@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from qa.articles import article_to_dict
 from qa.errors import QAError
 
 SAMPLE_QUESTION = "汉中市副市长是谁？"
@@ -135,19 +136,11 @@ def _read_questions(path: Path):
 
 
 # -- articles ----------------------------------------------------------------------------------
-def _article_dict(a) -> dict:
-    return {
-        "id": a.id, "title": a.title, "subtitle": a.subtitle, "byline": a.byline, "source": a.source,
-        "column": a.column, "date": a.date, "url": a.url, "kind": a.kind, "text": a.text,
-        "paragraphs": list(a.paragraphs),
-    }
-
-
 def cmd_articles(args) -> int:
     svc = _service(args)
     arts = svc.list_articles()
     if args.json:
-        _print_json([_article_dict(a) for a in arts])
+        _print_json([article_to_dict(a) for a in arts])
         return 0
     for a in arts:
         print(f"{a.id}  {a.title or '（无标题）'}  [{a.source}, {len(a.text)} 字]")
@@ -158,7 +151,7 @@ def cmd_articles(args) -> int:
 def cmd_article(args) -> int:
     a = _service(args).get_article(args.id)
     if args.json:
-        _print_json(_article_dict(a))
+        _print_json(article_to_dict(a))
     else:
         print("\n".join(x for x in (a.title, a.subtitle, a.byline) if x))
         print()

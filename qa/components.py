@@ -5,7 +5,7 @@ Answerers are looked up by name, so a setting can pick one and an unknown name f
 
 from __future__ import annotations
 
-from qa.errors import UnknownComponentError
+from qa.errors import ConfigError, UnknownComponentError
 from qa.settings import Settings
 
 
@@ -30,15 +30,29 @@ def build_index(settings: Settings, embeddings):
     return NewsIndex(docs, dense, embeddings)
 
 
-ANSWERERS = ("extractive",)
+ANSWERERS = ("extractive", "llm")
 
 
 def build_answerer(name: str, settings: Settings, index):
-    if name == "extractive":
-        from qa.answering.extractive import ExtractiveAnswerer
+    from qa.answering.extractive import ExtractiveAnswerer
 
-        return ExtractiveAnswerer(index.docs, max_chars=settings.answer_max_chars)
+    extractive = ExtractiveAnswerer(index.docs, max_chars=settings.answer_max_chars)
+    if name == "extractive":
+        return extractive
+    if name == "llm":
+        from qa.answering.llm import LLMAnswerer, build_chat_model
+
+        if not (settings.llm_base_url and settings.llm_model):
+            raise ConfigError("the llm answerer needs QA_LLM_BASE_URL and QA_LLM_MODEL")
+        chat = build_chat_model(settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+        return LLMAnswerer(chat, extractive, settings.llm_timeout, settings.llm_model)
     raise UnknownComponentError(f"unknown answerer {name!r}; known: {', '.join(ANSWERERS)}")
+
+
+def answerer_name(settings: Settings) -> str:
+    if settings.answerer:
+        return settings.answerer
+    return "llm" if settings.llm_base_url and settings.llm_model else "extractive"
 
 
 def build_service(settings: Settings | None = None, embeddings=None):
@@ -50,4 +64,4 @@ def build_service(settings: Settings | None = None, embeddings=None):
     embeddings = embeddings or build_embeddings(settings)
     index = build_index(settings, embeddings)
     retriever = HybridRetriever(index=index, k=settings.top_k, candidates=settings.candidates)
-    return QAService(settings, index, retriever, build_answerer("extractive", settings, index))
+    return QAService(settings, index, retriever, build_answerer(answerer_name(settings), settings, index))

@@ -6,11 +6,15 @@ are built; `qa.components` builds them from settings.
 
 from __future__ import annotations
 
+import re
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.answering.types import Answer, Source
+from qa.answering.types import Answer, Source, source_from_hit
 from qa.articles import to_records
+from qa.conversation import standalone_question, validate_history
 from qa.errors import ArticleNotFoundError, BadInputError, QAError
 from qa.ingest.parsed import ParsedArticle
 from qa.settings import Settings
@@ -18,6 +22,7 @@ from vectorstore.index import NewsIndex
 from vectorstore.records import ArticleRecord
 
 MAX_QUESTION_CHARS = 1000
+READ_PASSAGES = 10
 
 
 @dataclass
@@ -42,6 +47,17 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.errors and not any(f.problems for f in self.files)
+
+
+def safe_filename(filename: object) -> str:
+    """A bare file name: no folders, no traversal, no control characters."""
+    if not isinstance(filename, str) or not filename.strip():
+        raise BadInputError("the upload has no file name")
+    name = re.split(r"[\\/]", filename.strip())[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".")
+    if not name:
+        raise BadInputError(f"unusable file name {filename!r}")
+    return name[:200]
 
 
 def validate_question(question: object) -> str:
@@ -85,6 +101,21 @@ class QAService:
         self.index.sweep_orphans()
         return report
 
+    def ingest_upload(self, filename: str, data: bytes) -> FileReport:
+        """Index an uploaded file. The name is only used for its suffix and as the source label."""
+        from qa.ingest.readers import read_file
+
+        name = safe_filename(filename)
+        if len(data) > self.settings.max_upload_bytes:
+            raise BadInputError(f"is larger than {self.settings.max_upload_bytes // 1_000_000} MB", source=name)
+        with tempfile.TemporaryDirectory(prefix="qa-upload-") as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            result = read_file(path)
+        fr = self.ingest_articles(name, result.articles, replace_source=not result.problems)
+        fr.problems.extend(str(p) for p in result.problems)
+        return fr
+
     def ingest_articles(self, source: str, parsed: list[ParsedArticle], *, replace_source: bool = True) -> FileReport:
         """Index the articles of one source. With `replace_source`, its articles that are gone are removed.
 
@@ -121,16 +152,36 @@ class QAService:
 
     # -- questions -----------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None) -> list[Source]:
-        from qa.answering.extractive import _source
-
         q = validate_question(query)
-        return [_source(h) for h in self.retriever.search(q, self._k(k))]
+        return [source_from_hit(h) for h in self.retriever.search(q, self._k(k))]
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, history: list[dict] | None = None) -> Answer:
+        final = None
+        for event in self.ask_stream(question, k, history):
+            if isinstance(event, Answer):
+                final = event
+        return final
+
+    def ask_stream(self, question: str, k: int | None = None, history: list[dict] | None = None) -> Iterator:
+        """Yields text deltas (str), None when the text so far must be discarded, and last the Answer."""
         q = validate_question(question)
         k = self._k(k)
-        hits = self.retriever.search(q, max(k, self.settings.candidates // 3))
-        return self.answerer.answer(q, hits, k)
+        standalone = standalone_question(q, validate_history(history))
+        # Read a few more passages than are shown: the answerer picks sentences from them.
+        hits = self.retriever.search(standalone, max(k, READ_PASSAGES))
+        stream = getattr(self.answerer, "stream", None)
+        if stream is None:
+            ans = self.answerer.answer(standalone, hits, k)
+            yield ans.answer
+            events = [ans]
+        else:
+            events = stream(standalone, hits, k)
+        for event in events:
+            if isinstance(event, Answer):
+                event.question = q
+                if standalone != q:
+                    event.standalone_question = standalone
+            yield event
 
     def _k(self, k: int | None) -> int:
         if k is None:

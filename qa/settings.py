@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     candidates: int = Field(default=30, ge=1, le=500, description="Passages each retriever proposes before fusion.")
 
     answer_max_chars: int = Field(default=200, ge=20, le=2000)
+    answerer: str | None = Field(
+        default=None, description="extractive or llm; default: llm when QA_LLM_BASE_URL and QA_LLM_MODEL are set"
+    )
+
+    max_upload_bytes: int = Field(default=20_000_000, ge=1_000, description="Largest accepted upload.")
 
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=1, le=65535)
@@ -64,6 +69,15 @@ class Settings(BaseSettings):
                 "or digit (Chroma's rule); Chinese names are not allowed"
             )
         return v
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _llm_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not re.match(r"^https?://", v):
+            raise ValueError("must be an http(s) URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1")
+        return v.rstrip("/")
 
     @field_validator("chroma_url")
     @classmethod

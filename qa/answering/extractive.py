@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from qa.answering.question import QuestionInfo, analyse, char_bigrams
 from qa.answering.short_answer import extract_short_answer
-from qa.answering.types import Answer, Citation, Source
+from qa.answering.types import Answer, Citation, Source, source_from_hit
 from qa.chunking import sentence_spans
 from vectorstore.keyword import normalize, tokenize
 from vectorstore.records import ScoredChunk
@@ -86,7 +86,7 @@ class ExtractiveAnswerer:
     # -- answering -----------------------------------------------------------------------------
     def answer(self, question: str, hits: list[ScoredChunk], k: int) -> Answer:
         q = analyse(question)
-        sources = [_source(h) for h in hits[:k]]
+        sources = [source_from_hit(h) for h in hits[:k]]
         sentences = self._sentences(hits)
         idf = self._idf(q.tokens)
         self._score(q, idf, sentences)
@@ -171,12 +171,6 @@ def _without_wh(q: QuestionInfo) -> str:
     from qa.answering.question import WH_PATTERN
 
     return WH_PATTERN.sub("", q.normalized)
-
-
-def _source(h: ScoredChunk) -> Source:
-    c = h.chunk
-    return Source(c.article_id, c.title, c.text, c.start, c.end, rank=h.rank, score=round(h.score, 6),
-                  chunk_id=c.id, scores={k: round(v, 6) for k, v in h.scores.items()})
 
 
 def _abstain_text(sources: list[Source]) -> str:

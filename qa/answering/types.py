@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from vectorstore.records import ScoredChunk
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -29,6 +31,12 @@ class Source(Passage):
     scores: dict[str, float] = field(default_factory=dict)
 
 
+def source_from_hit(h: ScoredChunk) -> Source:
+    c = h.chunk
+    return Source(c.article_id, c.title, c.text, c.start, c.end, rank=h.rank, score=round(h.score, 6),
+                  chunk_id=c.id, scores={k: round(v, 6) for k, v in h.scores.items()})
+
+
 @dataclass
 class Answer:
     question: str
@@ -40,6 +48,7 @@ class Answer:
     answerer: str = "extractive"
     note: str = ""  # e.g. why an LLM answer fell back to the extractive one
     verified: list[dict] = field(default_factory=list)  # per answer sentence, for LLM answers
+    standalone_question: str = ""  # the follow-up question as searched, when history changed it
 
     def to_dict(self) -> dict:
         d = asdict(self)
