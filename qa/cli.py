@@ -16,18 +16,9 @@ SAMPLE_QUESTION = "汉中市副市长是谁？"
 
 
 def _settings(args):
-    from pydantic import ValidationError
+    from qa.settings import load_settings
 
-    from qa.settings import Settings
-
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"QA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise QAError(f"bad setting: {problems}") from None
+    return load_settings(**({"data_dir": Path(args.data_dir)} if getattr(args, "data_dir", None) else {}))
 
 
 def _service(args):
@@ -201,6 +192,12 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from qa.web.server import serve
+
+    return serve(_settings(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qa", description="Ask questions over Chinese news articles; every answer cites its sources.")
     p.add_argument("--data-dir", help="index location (default: QA_DATA_DIR or data/index)")
@@ -240,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
 
+    s = sub.add_parser("serve", help="serve the chat page and the HTTP API (indexes the default corpus if empty)")
+    s.set_defaults(fn=cmd_serve)
+
     s = sub.add_parser("run", help="index the default corpus if needed, answer a sample question, then prompt")
     s.add_argument("question", nargs="?")
     s.set_defaults(fn=cmd_run)
@@ -258,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `qa articles | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -87,3 +87,16 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/:]+(:\d+)?/?$", v):
             raise ValueError("must look like http://HOST:PORT (a `chroma run` server)")
         return v.rstrip("/")
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with a one-line message naming the variable when one is bad."""
+    from pydantic import ValidationError
+
+    from qa.errors import ConfigError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"QA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"bad setting: {problems}") from None

@@ -19,7 +19,7 @@ _jieba_lock = threading.Lock()
 STOPWORDS = frozenset(
     "的 了 是 在 和 与 及 或 也 都 就 而 并 被 把 将 对 为 以 于 从 由 之 其 这 那 该 此 个 中 上 下 等 "
     "吗 呢 吧 啊 么 什么 谁 哪 哪里 哪个 哪些 哪儿 几 多少 怎么 怎样 如何 为何 为什么 何时 何地 是否 "
-    "有 没有 一 一个 了吗 请问 呀".split()
+    "有 没有 一 一个 了吗 请问 呀 我 你 您 他 她 它 我们 你们 他们 她们 它们".split()
 )
 
 
@@ -52,3 +52,20 @@ def tokenize(text: str, *, drop_stopwords: bool = True) -> list[str]:
             continue
         out.append(tok)
     return out
+
+
+_NAME_TAGS = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz", "j"})
+
+
+def is_name_like(token: str) -> bool:
+    """A proper noun, an abbreviation, a word jieba's dictionary does not know, or a Latin/digit token.
+
+    These are what a question is *about* (北京, 罗保铭, AGG01); common words (数据, 主席) are not.
+    """
+    _jieba()
+    import jieba.posseg as pseg
+
+    if any(ch.isascii() and ch.isalnum() for ch in token):
+        return True
+    tag = pseg.dt.word_tag_tab.get(token)
+    return tag is None or tag in _NAME_TAGS

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 from qa.answering.question import char_bigrams
 from qa.answering.types import Answer, Citation, source_from_hit
@@ -46,14 +47,15 @@ def format_passages(hits: list[ScoredChunk]) -> str:
 
 
 def build_chain(chat_model):
-    from langchain_core.output_parsers import StrOutputParser
+    """Prompt → model; yields message chunks. No StrOutputParser: when its stream is closed early (our
+    deadline), LangChain drains the model's whole output first, so a slow model could not be cut off."""
     from langchain_core.prompts import ChatPromptTemplate
 
     prompt = ChatPromptTemplate.from_messages([
         ("system", SYSTEM_PROMPT.replace("{refusal}", REFUSAL)),
         ("human", "{passages}\n\nQuestion: {question}"),
     ])
-    return prompt | chat_model | StrOutputParser()
+    return prompt | chat_model
 
 
 def build_chat_model(base_url: str, model: str, api_key: str, timeout: float):
@@ -115,12 +117,14 @@ class LLMAnswerer:
             if not context:
                 raise LLMUnavailable("no passages to answer from")
             deadline = time.monotonic() + self.timeout
-            for piece in self.chain.stream({"passages": format_passages(context), "question": question}):
-                if time.monotonic() > deadline:
-                    raise LLMUnavailable(f"no complete answer within {self.timeout:g}s")
-                if piece:
-                    parts.append(piece)
-                    yield piece
+            with closing(self.chain.stream({"passages": format_passages(context), "question": question})) as chunks:
+                for chunk in chunks:
+                    if time.monotonic() > deadline:
+                        raise LLMUnavailable(f"no complete answer within {self.timeout:g}s")
+                    piece = getattr(chunk, "text", chunk)
+                    if piece:
+                        parts.append(piece)
+                        yield piece
             text = "".join(parts).strip()
             if not text or not any(ch.isalnum() for ch in text):
                 raise LLMUnavailable("the model returned an empty answer")

@@ -18,7 +18,8 @@ _TYPES: list[tuple[str, re.Pattern[str]]] = [
 
 # Question particles and wh-words, removed before matching the question's wording against a sentence.
 WH_PATTERN = re.compile(
-    r"(什么时候|什么地方|什么人|为什么|是什么|什么|哪一年|哪一天|哪个|哪些|哪位|哪里|哪儿|哪|谁|何时|何地|何处|多少|几|如何|怎么样|怎样|怎么|是否|吗|呢|呀|请问)"
+    r"(什么时候|什么地方|是什么样|什么样|什么人|为什么|是什么|什么|哪些地方|哪一年|哪一天|哪[个些位里儿部所种家年天件类座条]|哪|"
+    r"由谁|是谁|谁|何时|何地|何处|为何|多少|多[大长高远久重]|几|如何|怎么样|怎样|怎么|是否|吗|呢|呀|请问)"
 )
 _TRAILING = re.compile(r"[？?。！!\s]+$")
 
@@ -34,16 +35,40 @@ class QuestionInfo:
 
 def analyse(question: str) -> QuestionInfo:
     norm = _TRAILING.sub("", normalize(question.strip()))
+    # A follow-up arrives as 「previous question? this question」: what is asked is in the last clause.
+    last = re.split(r"[?？。!！]\s*", norm)[-1]
+    offset = len(norm) - len(last)
     qtype = "other"
     for name, pattern in _TYPES:
-        if pattern.search(norm):
+        if pattern.search(last):
             qtype = name
             break
-    m = WH_PATTERN.search(norm)
+    m = WH_PATTERN.search(last)
     return QuestionInfo(
-        text=question, normalized=norm, tokens=tuple(tokenize(norm)), qtype=qtype,
-        wh_match=(m.start(), m.end()) if m else None,
+        text=question, normalized=norm, tokens=content_tokens(WH_PATTERN.sub(" ", norm)), qtype=qtype,
+        wh_match=(offset + m.start(), offset + m.end()) if m else None,
     )
+
+
+def content_tokens(text: str) -> tuple[str, ...]:
+    """Distinct search tokens, minus compounds that other tokens already spell out.
+
+    jieba's search mode gives 「本科毕业」 as 本科, 毕业 and 本科毕业; keeping only the parts stops a
+    compound the articles never use verbatim from looking like a missing topic.
+    """
+    toks = list(dict.fromkeys(tokenize(text)))
+    return tuple(t for t in toks if not _spelled_by(t, [p for p in toks if p != t and len(p) < len(t) and p in t]))
+
+
+def _spelled_by(word: str, parts: list[str]) -> bool:
+    """Whether `word` is exactly a sequence of `parts` (e.g. 本科毕业 = 本科 + 毕业)."""
+    reach = [True] + [False] * len(word)
+    for i in range(len(word)):
+        if reach[i]:
+            for p in parts:
+                if word.startswith(p, i):
+                    reach[i + len(p)] = True
+    return reach[len(word)]
 
 
 def char_bigrams(text: str) -> set[str]:

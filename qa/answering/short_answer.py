@@ -21,6 +21,11 @@ _DATE = re.compile(
     r"|(今年|去年|明年|近日|日前|当天|上午|下午|[春夏秋冬]季?)"
 )
 _PLACE_SUFFIX = re.compile(r"[\u4e00-\u9fff]{2,16}(园|区|市|县|省|镇|村|乡|街道|馆|中心|广场|公园|大厦|学校|大学|会议室|基地)")
+# A place that follows a verb of location or motion is the place something happens at.
+_LOCATIVE = re.compile(
+    r"(?:在|到|赶到|来到|位于|地处|坐落于|于|前往|举行于|落户)"
+    r"([\u4e00-\u9fff]{2,16}(?:园|区|市|县|省|镇|村|乡|街道|馆|中心|广场|公园|大厦|学校|大学|会议室|基地))"
+)
 _PUNCT = "，。！？；：、,.!?;:“”‘’\"'（）()《》「」『』【】 \n"
 _MAX_SHORT = 30
 
@@ -45,7 +50,14 @@ def _anchor_end(q: QuestionInfo, sentence: str) -> int | None:
     return None
 
 
-def _typed(qtype: str, text: str, question: str) -> str:
+TYPED = ("person", "number", "when", "place")
+
+
+def find_typed(qtype: str, text: str, question: str, *, strict: bool = False) -> str:
+    """The first name/number/date/place in `text` that the question does not already contain.
+
+    `strict` takes only strong evidence (for places: a place after 在/到/位于…).
+    """
     if qtype == "person":
         for word, flag in _posseg(text):
             if flag == "nr" and len(word) >= 2 and word not in question:
@@ -59,6 +71,11 @@ def _typed(qtype: str, text: str, question: str) -> str:
             if m.group() and m.group() not in question:
                 return m.group()
     elif qtype == "place":
+        for m in _LOCATIVE.finditer(text):
+            if m.group(1) not in question:
+                return m.group(1)
+        if strict:
+            return ""
         for m in _PLACE_SUFFIX.finditer(text):
             place = re.sub(r"^(赶到|来到|位于|在|于|到)", "", m.group())
             if place not in question:
@@ -80,7 +97,7 @@ def extract_short_answer(q: QuestionInfo, sentence: str) -> str:
     # Look right after the anchor first (the usual order), then the whole sentence.
     regions = ([sentence[end:]] if end is not None else []) + [sentence]
     for region in regions:
-        found = _typed(q.qtype, region, q.text)
+        found = find_typed(q.qtype, region, q.text)
         if found:
             return found
     if q.qtype == "which" and end is not None:
