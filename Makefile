@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/qa run
+	$(BIN)/python app.py
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -30,6 +30,7 @@ test: setup
 eval: setup
 	$(BIN)/qa --data-dir data/eval-cmrc eval --questions benchmarks/data/cmrc_trial_questions.jsonl \
 		--articles benchmarks/data/cmrc_trial_articles.jsonl
+	$(BIN)/python benchmarks/cmrc_abstention.py
 
 clean-index:
 	rm -rf data/index
