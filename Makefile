@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: setup run test eval clean-index
+.PHONY: setup run test eval bench-embeddings clean-index
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ eval: setup
 	$(BIN)/qa --data-dir data/eval-cmrc eval --questions benchmarks/data/cmrc_trial_questions.jsonl \
 		--articles benchmarks/data/cmrc_trial_articles.jsonl
 	$(BIN)/python benchmarks/cmrc_abstention.py
+
+# Embedding backends (torch / onnx / onnx-int8 / openvino if installed): speed and CMRC retrieval, one process.
+bench-embeddings: setup
+	$(BIN)/python benchmarks/embedding_speed.py
 
 clean-index:
 	rm -rf data/index

@@ -38,11 +38,14 @@ def cmd_ingest(args) -> int:
 
 
 def _ingest(svc, paths: list[Path], as_json: bool = False) -> int:
+    shown: set[str] = set()
+
     def on_file(fr, error):
         if as_json:
             return
         if error:
             print(f"error: {error}", file=sys.stderr)
+            shown.add(error)
             return
         print(f"{fr.source}: {fr.articles} articles ({len(fr.added)} added, {len(fr.updated)} updated, "
               f"{len(fr.unchanged)} unchanged, {len(fr.removed)} removed)")
@@ -56,8 +59,10 @@ def _ingest(svc, paths: list[Path], as_json: bool = False) -> int:
 
         _print_json({"files": [asdict(f) for f in report.files], "errors": report.errors})
     else:
+        # Every error not shown as its file was read: missing paths, unsupported or special files
+        # (a FIFO, a device), folders with nothing to read.
         for e in report.errors:
-            if "does not exist" in e or "unsupported" in e:
+            if e not in shown:
                 print(f"error: {e}", file=sys.stderr)
         print(f"indexed {svc.index.docs.count_articles()} articles, {svc.index.docs.count_chunks()} passages "
               f"in {time.perf_counter() - t0:.1f}s")

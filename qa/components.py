@@ -5,7 +5,7 @@ Answerers are looked up by name, so a setting can pick one and an unknown name f
 
 from __future__ import annotations
 
-from qa.errors import ConfigError, UnknownComponentError
+from qa.errors import ConfigError, StoreUnavailableError, UnknownComponentError
 from qa.settings import Settings
 
 
@@ -14,7 +14,7 @@ def build_embeddings(settings: Settings):
     from vectorstore.embeddings import LazyEmbeddings
 
     return LazyEmbeddings(settings.embedding_model, settings.model_cache_dir, settings.embedding_device,
-                          settings.embedding_batch_size)
+                          settings.embedding_batch_size, backend=settings.embedding_backend)
 
 
 def build_index(settings: Settings, embeddings):
@@ -22,8 +22,11 @@ def build_index(settings: Settings, embeddings):
     from vectorstore.docstore import DocStore
     from vectorstore.index import NewsIndex
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    client = connect(settings.chroma_url, settings.data_dir / "chroma")
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailableError(f"cannot create the data directory {settings.data_dir}: {exc.strerror or exc}") from exc
+    client = connect(settings.chroma_url, settings.data_dir / "chroma", settings.chroma_timeout)
     where = settings.chroma_url or str(settings.data_dir / "chroma")
     dense = DenseStore(client, settings.collection, embeddings.model_id, lambda: embeddings.dim, where)
     docs = DocStore(settings.data_dir / "registry.sqlite3")

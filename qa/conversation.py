@@ -29,6 +29,8 @@ def validate_history(history: object) -> list[dict]:
     for i, m in enumerate(history):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             raise BadInputError(f"history[{i}] must be an object with role (user/assistant/system) and string content")
+        if any("\ud800" <= ch <= "\udfff" for ch in m["content"]):
+            raise BadInputError(f"history[{i}] is not valid Unicode (it has an unpaired surrogate)")
         out.append({"role": m["role"], "content": m["content"]})
     return out
 

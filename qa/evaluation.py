@@ -68,7 +68,7 @@ def summarize(rows: list[dict], k: int) -> dict:
     report = {
         "questions": len(rows),
         "answerable": len(ans),
-        f"hit@1": sum(1 for r in ans if r["first_hit"] == 1) / n,
+        "hit@1": sum(1 for r in ans if r["first_hit"] == 1) / n,
         f"hit@{k}": sum(1 for r in ans if r["first_hit"]) / n,
         "mrr": sum(1 / r["first_hit"] for r in ans if r["first_hit"]) / n,
         "answer_contains_gold": sum(1 for r in ans if r["contains_gold"]) / n,

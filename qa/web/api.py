@@ -86,6 +86,14 @@ class ArticleIn(BaseModel):
             raise ValueError("must not be blank")
         return v
 
+    @field_validator("*")
+    @classmethod
+    def _valid_unicode(cls, v: str) -> str:
+        # JSON can escape a lone surrogate ("\\ud800"); SQLite and the tokenizer cannot store one.
+        if any("\ud800" <= ch <= "\udfff" for ch in v):
+            raise ValueError("is not valid Unicode (it has an unpaired surrogate)")
+        return v
+
     def to_parsed(self) -> ParsedArticle:
         paragraphs = [line.strip() for line in self.text.splitlines() if line.strip()]
         return ParsedArticle(
@@ -341,6 +349,8 @@ async def add_articles(request: Request):
             payload = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise HTTPException(400, "request body is not valid JSON") from None
+        except RecursionError:  # "[[[[…" nested deeper than the parser's stack
+            raise HTTPException(400, "request body is not valid JSON (nested too deeply)") from None
         try:
             article = ArticleIn.model_validate(payload)
         except ValidationError as exc:

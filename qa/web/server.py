@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 
 from qa.settings import Settings
 
@@ -22,8 +24,17 @@ def serve(settings: Settings) -> int:
         print(f"indexed {service.index.docs.count_articles()} articles, "
               f"{service.index.docs.count_chunks()} passages", flush=True)
     app = create_app(settings, service)
+    # Load the model while the server starts answering, so the first question is not the slow one.
+    threading.Thread(target=_warm_up, args=(service,), daemon=True, name="warm-up").start()
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = f"http://{shown}:{settings.port}/"
     print(f"NewsQA is running at {url}  (API docs: {url}docs)", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
+
+
+def _warm_up(service) -> None:
+    try:
+        service.warm_up()
+    except Exception as exc:  # a failure here shows up again, clearly, on the first real request
+        logging.getLogger(__name__).warning("warm-up failed: %s", exc)
