@@ -91,7 +91,11 @@ def use_onnx(st, backend: str, source_dir: Path, model_name: str, cache_dir: Pat
             replacement = OvTransformerModel(onnx_file, transformer.model.config)
         else:
             session = make_session(onnx_file)
-            replacement = OrtTransformerModel(session, transformer.model.config, [i.name for i in session.get_inputs()])
+            # A single question runs on one thread: it is barely slower than on all cores, and it leaves
+            # a core to the keyword search that runs beside it (qa/retrieval.py).
+            single = make_session(onnx_file, threads=1) if default_threads() > 1 else None
+            replacement = OrtTransformerModel(session, transformer.model.config, [i.name for i in session.get_inputs()],
+                                              single=single)
     except ConfigError:
         raise
     except Exception as exc:  # an architecture the exporter or a runtime cannot handle
@@ -150,6 +154,9 @@ def _export(st, variant: str, source: Path | None, target: Path, key: dict, mode
     return target / MODEL_FILE
 
 
+SINGLE_MAX_TOKENS = 128  # questions; longer or batched inputs use every core
+
+
 def make_session(onnx_file: Path, threads: int | None = None):
     import onnxruntime as ort
 
@@ -175,9 +182,10 @@ def default_threads() -> int:
 class OrtTransformerModel(torch.nn.Module):
     """Stands in for a transformers model inside sentence-transformers' Transformer module."""
 
-    def __init__(self, session, config, input_names: list[str]):
+    def __init__(self, session, config, input_names: list[str], single=None):
         super().__init__()
         self.session = session
+        self.single = single  # a one-thread session for one short text
         self.config = config
         self.input_names = list(input_names)
         # sentence-transformers asks the model where it runs; these runtimes run on the CPU.
@@ -200,6 +208,9 @@ class OrtTransformerModel(torch.nn.Module):
         return {OUTPUT: torch.from_numpy(self._run(feeds))}
 
     def _run(self, feeds: dict) -> np.ndarray:
+        ids = feeds["input_ids"]
+        if self.single is not None and ids.shape[0] == 1 and ids.shape[1] <= SINGLE_MAX_TOKENS:
+            return self.single.run([OUTPUT], feeds)[0]
         return self.session.run([OUTPUT], feeds)[0]
 
 
