@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine_info, print_table, python_exe, ratio, write_result  # noqa: E402
+from common import REPO, machine_info, print_table, python_exe, ratio, stop_process_group, write_result  # noqa: E402
 
 QUESTION = "上海流程智造科技创新研究院院长是谁？"
 
@@ -74,12 +73,7 @@ def start_once(data_dir: Path, model_dir: Path, log_path: Path, timeout: float, 
                     out["first_answer"] = r.json()["answer"][:60]
                 out["passages"] = c.get("/api/health").json().get("passages")
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_process_group(proc)
     return out
 
 

@@ -318,3 +318,16 @@ def write_synthetic(docs, dense, items, *, batch_articles: int = 200, progress=N
             flush()
     flush()
     return written
+
+
+def stop_process_group(proc) -> None:
+    """SIGTERM the process group a benchmark started (start_new_session=True), then SIGKILL if it lingers."""
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -36,21 +36,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CMRC_ARTICLES as ARTICLES  # noqa: E402  (also: repo on sys.path, offline environment)
+from common import CMRC_QUESTIONS as QUESTIONS  # noqa: E402
+from common import REPO, RESULTS  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-DATA = REPO / "benchmarks" / "data"
-RESULTS = REPO / "benchmarks" / "results"
-ARTICLES = DATA / "cmrc_trial_articles.jsonl"
-QUESTIONS = DATA / "cmrc_trial_questions.jsonl"
 TARGET_SPEEDUP = 2.0
 MAX_QUALITY_DROP_POINTS = 0.5
 # Backends that need an optional package (pip install -e '.[openvino]'): measured, never the default.

@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -40,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    stop_process_group,
     BENCH_CACHE, CMRC_QUESTIONS, REPO, SYNTH_VERSION, Timer, load_embeddings, machine_info, ms_stats, print_table,
     python_exe, ratio, read_jsonl, sentence_pool, sentence_vectors, synthetic_articles, warm_tokenizer,
     write_synthetic, write_result,
@@ -318,12 +318,7 @@ def measure_server_memory(data_dir: Path, questions: list[str], asks: int, concu
             "peak_rss_mb": round(_status_kb(proc.pid, "VmHWM") / 1024, 1),
         }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
         log.close()
 
 
