@@ -142,6 +142,8 @@ def measure_latency(corpora: dict[str, Path], embeddings, questions: list[str], 
         # Entered once, as a server would be: one event loop for all requests, lifespan run.
         clients[name] = stack.enter_context(TestClient(create_app(settings, services[name])))
     sizes = {name: svc.index.docs.count_chunks() for name, svc in services.items()}
+    for svc in services.values():
+        svc.warm_up()  # as the server does after it starts: model, tokenizer, in-memory keyword index
 
     for q in WARMUP_QUESTIONS:
         embeddings.embed_query(q)

@@ -29,8 +29,8 @@ def build_index(settings: Settings, embeddings):
     client = connect(settings.chroma_url, settings.data_dir / "chroma", settings.chroma_timeout)
     where = settings.chroma_url or str(settings.data_dir / "chroma")
     dense = DenseStore(client, settings.collection, embeddings.model_id, lambda: embeddings.dim, where)
-    docs = DocStore(settings.data_dir / "registry.sqlite3")
-    return NewsIndex(docs, dense, embeddings)
+    docs = DocStore(settings.data_dir / "registry.sqlite3", keyword_in_memory=settings.keyword_in_memory)
+    return NewsIndex(docs, dense, embeddings, min_free_bytes=int(settings.min_free_disk_mb * 1_000_000))
 
 
 ANSWERERS = ("extractive", "llm")

@@ -160,7 +160,9 @@ class QAService:
             raise ArticleNotFoundError(article_id)
 
     def warm_up(self) -> None:
-        """Load the model and the tokenizer dictionary now, so the first question is not the slow one."""
+        """Load the model, the tokenizer dictionary and the keyword mirror now, so the first question is not
+        the slow one."""
+        self.index.docs.prepare_keyword_search()
         self.retriever.search("预热", 1)
 
     def is_empty(self) -> bool:

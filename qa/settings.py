@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=600, description="Seconds a request to the Chroma server may take before it fails (503)."
     )
     collection: str = "news"
+    keyword_in_memory: bool = Field(
+        default=True,
+        description="Rank keyword searches with an in-memory copy of the FTS5 postings (same results, several times "
+        "faster at 100k chunks, about 80 MB per 100k chunks); false: rank inside SQLite FTS5.",
+    )
 
     chunk_size: int = Field(default=300, ge=50, le=2000, description="Target chunk length in characters.")
     chunk_overlap_sentences: int = Field(default=1, ge=0, le=5)
@@ -57,6 +62,10 @@ class Settings(BaseSettings):
         default=None, description="extractive or llm; default: llm when QA_LLM_BASE_URL and QA_LLM_MODEL are set"
     )
 
+    min_free_disk_mb: float = Field(
+        default=100, ge=0, description="Writes stop (with a clear error) before free space where the index lives "
+        "falls below this; 0 turns the check off. Deleting articles is always allowed.",
+    )
     max_upload_bytes: int = Field(default=20_000_000, ge=1_000, description="Largest accepted upload.")
 
     host: str = "127.0.0.1"

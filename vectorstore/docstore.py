@@ -6,6 +6,9 @@ article, and a crash leaves either the old version or the new one. Chroma holds 
 the same chunk ids; vectors of chunks this registry does not know are orphans and are swept.
 
 The keyword index is SQLite FTS5 over pre-tokenized text (jieba search mode), ranked with BM25.
+Searches are ranked by an in-memory mirror of it (vectorstore/keyword_postings.py) that gives FTS5's
+own scores many times faster; the mirror follows writes from every process through `chunk_log`, a
+list of chunk rows added and deleted, written in the same transactions as the rows themselves.
 Several processes may read and write the same file (WAL mode, busy timeout).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -22,7 +26,10 @@ from pathlib import Path
 
 from qa.errors import StoreUnavailableError
 from vectorstore.keyword import tokenize
+from vectorstore.keyword_postings import KeywordPostings
 from vectorstore.records import ArticleRecord, ChunkRecord, ScoredChunk
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 # Postings (chunks holding a query word, summed over its words) one keyword search may score. FTS5
@@ -33,6 +40,14 @@ SCHEMA_VERSION = "1"
 # p50 11.4 -> 8.4 ms, p95 76 -> 13 ms (benchmarks/results/keyword_budget.json; 10_000 cost 1.3 points
 # of hit@5). A question of ten words over fewer than 1,500 chunks never reaches it.
 KEYWORD_MAX_POSTINGS = 15_000
+
+# Up to this many chunks the in-memory keyword mirror is built inside the first search (under 0.5 s);
+# past it, in the background while FTS5 answers.
+MIRROR_SYNC_BUILD_CHUNKS = 20_000
+# A mirror further behind the change log than this rebuilds (in the background) instead of catching up.
+MIRROR_MAX_CATCH_UP = 20_000
+# Change-log entries kept: a process whose mirror is further behind rebuilds it from FTS5.
+CHUNK_LOG_KEEP = 100_000
 
 # The cache key of the chunk count among the cached document frequencies (tokens are strings).
 _CHUNKS = ("chunks",)
@@ -70,6 +85,11 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize = 'unicode61 remove_diacritics 0');
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab(chunk_terms, 'row');
+CREATE TABLE IF NOT EXISTS chunk_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_rowid INTEGER NOT NULL,
+    added INTEGER NOT NULL
+);
 """
 
 
@@ -79,9 +99,13 @@ def _fts_query(tokens: Iterable[str]) -> str:
 
 
 class DocStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, keyword_in_memory: bool = True):
         self.path = path
         self._local = threading.local()
+        self._keyword_in_memory = keyword_in_memory
+        self._mirror: KeywordPostings | None = None
+        self._mirror_lock = threading.Lock()
+        self._mirror_building = False
         # Chunk count and document frequencies, valid for one generation (every write bumps it, in any
         # process): the answerer asks for them on every question, and at 100k chunks counting costs ms.
         self._stats_lock = threading.Lock()
@@ -173,6 +197,7 @@ class DocStore:
         with self._tx() as db:
             old = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE article_id = ?", (article.id,))]
             self._delete_article_rows(db, article.id)
+            added = []
             db.execute(
                 "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -192,6 +217,8 @@ class DocStore:
                     "INSERT INTO chunk_terms (rowid, title, body) VALUES (?,?,?)",
                     (cur.lastrowid, title_terms, " ".join(tokenize(c.text))),
                 )
+                added.append((cur.lastrowid,))
+            db.executemany("INSERT INTO chunk_log (chunk_rowid, added) VALUES (?, 1)", added)
             self._bump(db)
         new_ids = {c.id for c in chunks}
         return [i for i in old if i not in new_ids]
@@ -208,6 +235,9 @@ class DocStore:
     @staticmethod
     def _delete_article_rows(db: sqlite3.Connection, article_id: str) -> bool:
         db.execute(
+            "INSERT INTO chunk_log (chunk_rowid, added) SELECT rowid, 0 FROM chunks WHERE article_id = ?", (article_id,)
+        )
+        db.execute(
             "DELETE FROM chunk_terms WHERE rowid IN (SELECT rowid FROM chunks WHERE article_id = ?)", (article_id,)
         )
         db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
@@ -216,6 +246,13 @@ class DocStore:
     @staticmethod
     def _bump(db: sqlite3.Connection) -> None:
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        # Two queries: SQLite answers a lone min() or max() of the key from the b-tree, both together by a scan.
+        first = db.execute("SELECT min(seq) FROM chunk_log").fetchone()[0]
+        last = db.execute("SELECT max(seq) FROM chunk_log").fetchone()[0]
+        if first is not None and last - first >= 2 * CHUNK_LOG_KEEP:
+            through = last - CHUNK_LOG_KEEP
+            db.execute("DELETE FROM chunk_log WHERE seq <= ?", (through,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('chunk_log_pruned_through', ?)", (str(through),))
 
     # -- reads ---------------------------------------------------------------------------------
     def content_hash(self, article_id: str) -> str | None:
@@ -314,13 +351,14 @@ class DocStore:
             self._stats = (gen, {})
             return self._stats[1]
 
-    def keyword_terms(self, tokens: Iterable[str]) -> list[str]:
+    def keyword_terms(self, tokens: Iterable[str], *, mirror: KeywordPostings | None = None) -> list[str]:
         """The distinct tokens a keyword search matches: all of them, unless together they hold more than
         KEYWORD_MAX_POSTINGS postings; then the rarest that fit (at least one)."""
         unique = list(dict.fromkeys(tokens))
-        if len(unique) < 2 or len(unique) * self.count_chunks() <= KEYWORD_MAX_POSTINGS:
+        n_chunks = len(mirror) if mirror is not None else self.count_chunks()
+        if len(unique) < 2 or len(unique) * n_chunks <= KEYWORD_MAX_POSTINGS:
             return unique
-        df = self.document_frequencies(unique)
+        df = mirror.document_frequencies(unique) if mirror is not None else self.document_frequencies(unique)
         if sum(df.values()) <= KEYWORD_MAX_POSTINGS:
             return unique
         kept: set[str] = set()
@@ -333,12 +371,24 @@ class DocStore:
         return [t for t in unique if t in kept]
 
     def keyword_search(self, query: str, k: int) -> list[ScoredChunk]:
-        tokens = self.keyword_terms(tokenize(query))
+        tokens = tokenize(query)
+        if not tokens:
+            return []
+        with self._snapshot() as db:
+            with self._mirror_lock:
+                mirror = self._current_mirror(db)
+                if mirror is not None:
+                    hits = mirror.search(self.keyword_terms(tokens, mirror=mirror), k)
+            if mirror is not None:
+                return self._scored_rows(db, hits)
+            return self._fts_search(db, self.keyword_terms(tokens), k)
+
+    def _fts_search(self, db: sqlite3.Connection, tokens: list[str], k: int) -> list[ScoredChunk]:
         if not tokens:
             return []
         # Rank inside FTS5 first and join only the top k: joining first fetched the chunk and article
         # rows of every match before sorting (3x slower at 10k chunks). Ties keep rowid order, as before.
-        rows = self._conn().execute(
+        rows = db.execute(
             'SELECT c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, t.s FROM '
             "(SELECT rowid, bm25(chunk_terms, ?, ?) AS s FROM chunk_terms WHERE chunk_terms MATCH ? "
             " ORDER BY s, rowid LIMIT ?) t "
@@ -351,6 +401,127 @@ class DocStore:
             for rank, r in enumerate(rows, 1)
             if -r["s"] > 0
         ]
+
+    @staticmethod
+    def _scored_rows(db: sqlite3.Connection, hits: list[tuple[int, float]]) -> list[ScoredChunk]:
+        if not hits:
+            return []
+        rows = db.execute(
+            'SELECT c.rowid AS r, c.id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title FROM chunks c '
+            f"JOIN articles a ON a.id = c.article_id WHERE c.rowid IN ({','.join('?' * len(hits))})",
+            [rowid for rowid, _ in hits],
+        )
+        by_rowid = {r["r"]: r for r in rows}
+        out = []
+        for rowid, score in hits:
+            if rowid in by_rowid and score > 0:
+                out.append(ScoredChunk(_chunk(by_rowid[rowid]), score, len(out) + 1, {"keyword": score}))
+        return out
+
+    # -- the in-memory keyword mirror -----------------------------------------------------------
+    def prepare_keyword_search(self) -> None:
+        """Build the in-memory keyword mirror now (a few seconds at 100k chunks), if it is enabled."""
+        if not self._keyword_in_memory:
+            return
+        with self._mirror_lock:
+            if self._mirror is not None:
+                return
+        mirror = self._build_mirror()
+        with self._mirror_lock:
+            if self._mirror is None or self._mirror.generation < mirror.generation:
+                self._mirror = mirror
+
+    def _current_mirror(self, db: sqlite3.Connection) -> KeywordPostings | None:
+        """The mirror, caught up to the snapshot `db` reads; None while there is none (FTS5 answers).
+        Called with _mirror_lock held."""
+        if not self._keyword_in_memory or (db.in_transaction and not getattr(self._local, "reading", False)):
+            return None  # inside a write: its rows may yet roll back
+        gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        mirror = self._mirror
+        if mirror is None:
+            if self._mirror_building:
+                return None
+            if self.count_chunks() <= MIRROR_SYNC_BUILD_CHUNKS:
+                self._mirror = self._build_mirror(db)
+                return self._mirror
+            self._start_background_build()
+            return None
+        if mirror.generation == gen:
+            return mirror
+        if mirror.generation > gen:
+            return None  # this snapshot is older than the mirror: answer it from FTS5
+        if not self._catch_up(db, mirror, gen):
+            self._mirror = None
+            self._start_background_build()
+            return None
+        return mirror
+
+    def _build_mirror(self, db: sqlite3.Connection | None = None) -> KeywordPostings:
+        if db is None:
+            with self._snapshot() as db:
+                return self._build_mirror(db)
+        gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        seq = db.execute("SELECT max(seq) FROM chunk_log").fetchone()[0] or 0
+        rows = db.execute("SELECT rowid, title, body FROM chunk_terms")
+        mirror = KeywordPostings.build(((r[0], r[1], r[2]) for r in rows), _BM25_WEIGHTS)
+        mirror.generation, mirror.seq = gen, seq
+        return mirror
+
+    def _start_background_build(self) -> None:
+        """Called with _mirror_lock held."""
+        if self._mirror_building:
+            return
+        self._mirror_building = True
+
+        def build() -> None:
+            try:
+                mirror = self._build_mirror()
+                with self._mirror_lock:
+                    if self._mirror is None:
+                        self._mirror = mirror
+            except Exception:  # noqa: BLE001 - FTS5 answers alone from now on, with the same results
+                log.warning("the in-memory keyword index could not be built; FTS5 answers instead", exc_info=True)
+                self._keyword_in_memory = False
+            finally:
+                with self._mirror_lock:
+                    self._mirror_building = False
+                self.close()  # this thread's connection
+
+        threading.Thread(target=build, name="qa-keyword-mirror", daemon=True).start()
+
+    def _catch_up(self, db: sqlite3.Connection, mirror: KeywordPostings, gen: int) -> bool:
+        """Apply the change log since the mirror's last entry; False when only a rebuild can do."""
+        pruned = db.execute("SELECT value FROM meta WHERE key = 'chunk_log_pruned_through'").fetchone()
+        if pruned is not None and mirror.seq < int(pruned[0]):
+            return False
+        changes = db.execute(
+            "SELECT seq, chunk_rowid, added FROM chunk_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (mirror.seq, MIRROR_MAX_CATCH_UP + 1),
+        ).fetchall()
+        if len(changes) > MIRROR_MAX_CATCH_UP:
+            return False
+        last: dict[int, int] = {}
+        for _, rowid, added in changes:
+            last[rowid] = added
+        for rowid in last:
+            mirror.remove(rowid)
+        wanted = [rowid for rowid, added in last.items() if added]
+        rows = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            for r in db.execute(
+                f"SELECT rowid, title, body FROM chunk_terms WHERE rowid IN ({','.join('?' * len(part))})", part
+            ):
+                rows[r[0]] = r
+        if len(rows) != len(wanted):
+            return False  # the log and the rows disagree: rebuild from the rows
+        for rowid in sorted(wanted):
+            r = rows[rowid]
+            mirror.add(rowid, r[1], r[2])
+        if changes:
+            mirror.seq = changes[-1][0]
+        mirror.generation = gen
+        return True
 
 
 def _article(r: sqlite3.Row) -> ArticleRecord:

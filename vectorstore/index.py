@@ -14,6 +14,7 @@ exclusively: a sweep never deletes the vectors of an ingest still in flight in a
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -41,11 +42,13 @@ def embedding_text(chunk: ChunkRecord) -> str:
 
 
 class NewsIndex:
-    def __init__(self, docstore: DocStore, dense: DenseStore, embeddings, *, embed_batch_chunks: int = 256):
+    def __init__(self, docstore: DocStore, dense: DenseStore, embeddings, *, embed_batch_chunks: int = 256,
+                 min_free_bytes: int = 0):
         self.docs = docstore
         self.dense = dense
         self.embeddings = embeddings
         self.embed_batch_chunks = embed_batch_chunks
+        self.min_free_bytes = min_free_bytes
         stored = docstore.set_meta_if_absent(MODEL_META_KEY, embeddings.model_id)
         if stored != embeddings.model_id:
             raise IndexMismatchError(
@@ -76,6 +79,7 @@ class NewsIndex:
 
     def _write(self, pending, result: UpsertResult) -> None:
         all_chunks = [c for _, chunks, _ in pending for c in chunks]
+        self._check_free_space(pending, all_chunks)
         vectors = self.embeddings.embed_documents([embedding_text(c) for c in all_chunks])
         with self._write_lock(exclusive=False):
             self.dense.add([c.id for c in all_chunks], vectors, [c.article_id for c in all_chunks])
@@ -83,6 +87,30 @@ class NewsIndex:
                 stale = self.docs.replace_article(article, chunks)
                 self._drop_vectors(stale)
                 (result.updated if existed else result.added).append(article.id)
+
+    def _check_free_space(self, pending, chunks: list[ChunkRecord]) -> None:
+        """Refuse a write that would leave less than min_free_bytes free where the index lives.
+
+        Failing on a full disk loses nothing here, but embedded Chroma may not recover from it until the
+        app restarts (tests/test_faults.py), so writes stop while there is still room, like a database's
+        disk watermark. Deleting articles is always allowed: it frees space."""
+        if not self.min_free_bytes:
+            return
+        where = self.docs.path.parent
+        try:
+            free = shutil.disk_usage(where).free
+        except OSError:
+            return  # the write itself will say what is wrong with the directory
+        # Text is stored twice (article, chunks) plus keyword postings; vectors in the HNSW index, its
+        # log and Chroma's SQLite. Generous on purpose: it is an estimate of a burst, not of the total.
+        text = sum(len(a.text.encode()) for a, _, _ in pending) + sum(len(c.text.encode()) for c in chunks)
+        need = self.min_free_bytes + 4 * text + 16 * 4 * len(chunks) * (getattr(self.embeddings, "dim", 0) or 1024)
+        if free < need:
+            raise StoreUnavailableError(
+                f"not enough free disk space for the index in {where}: {free / 1e6:.1f} MB free, this write needs "
+                f"{(need - self.min_free_bytes) / 1e6:.1f} MB plus the {self.min_free_bytes / 1e6:.0f} MB kept free "
+                "(QA_MIN_FREE_DISK_MB); free some space and try again. Indexed articles are safe."
+            )
 
     def remove(self, article_id: str) -> bool:
         article = self.docs.get_article(article_id)
