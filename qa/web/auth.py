@@ -29,9 +29,10 @@ def _check(request: Request, credentials: HTTPAuthorizationCredentials | None, *
         raise HTTPException(401, "the API key is not valid", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+# async: they do no I/O, and a plain def would make FastAPI hop to its thread pool for every request.
+async def require_read(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     _check(request, credentials, write=False)
 
 
-def require_write(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def require_write(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     _check(request, credentials, write=True)
