@@ -134,13 +134,38 @@ class DocStore:
             self._local.conn = conn
         return conn
 
+    def _own_conn(self) -> sqlite3.Connection:
+        """This thread's connection, outside any transaction of ours. A transaction still open on it that
+        no caller owns (its COMMIT and ROLLBACK failed, e.g. while the data dir was read-only) would pin
+        an old snapshot for every later read of this thread and refuse every write: drop that connection."""
+        db = self._conn()
+        if db.in_transaction:
+            self._drop_conn(db)
+            db = self._conn()
+        return db
+
+    def _drop_conn(self, db: sqlite3.Connection) -> None:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        try:
+            db.close()
+        except sqlite3.Error:
+            pass
+        self._local.conn = None
+
+    def _busy(self) -> bool:
+        return getattr(self._local, "writing", False) or getattr(self._local, "reading", False)
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         try:
-            db = self._conn()
+            db = self._own_conn()
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise self._storage_error("write", exc) from exc
+        self._local.writing = True
         try:
             yield db
             # Inside the try: a COMMIT that fails (disk full) leaves the transaction open, and this
@@ -151,10 +176,12 @@ class DocStore:
                 try:
                     db.execute("ROLLBACK")
                 except sqlite3.Error:
-                    pass
+                    self._drop_conn(db)
             if isinstance(exc, sqlite3.OperationalError):
                 raise self._storage_error("write", exc) from exc
             raise
+        finally:
+            self._local.writing = False
 
     def _storage_error(self, what: str, exc: BaseException) -> StoreUnavailableError:
         """A full disk, a read-only or vanished data dir, a lock held too long: one clear line."""
@@ -325,21 +352,24 @@ class DocStore:
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction, so a generation and the values read with it belong together."""
-        db = self._conn()
-        if db.in_transaction:  # inside a write: its values may yet roll back, so _stats_for does not cache
-            yield db
+        if self._busy():  # inside a write (its values may yet roll back: _stats_for does not cache) or a read
+            yield self._conn()
             return
+        db = self._own_conn()
         db.execute("BEGIN")
         self._local.reading = True
         try:
             yield db
         finally:
             self._local.reading = False
-            db.execute("COMMIT")
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error:  # ending a read: what was read stands; the connection must not stay in it
+                self._drop_conn(db)
 
     def _stats_for(self, db: sqlite3.Connection) -> dict:
         """The cache of counts for the generation `db` sees (a throwaway one for an older snapshot)."""
-        if db.in_transaction and not getattr(self._local, "reading", False):
+        if getattr(self._local, "writing", False):
             return {}
         gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
         with self._stats_lock:
@@ -434,7 +464,7 @@ class DocStore:
     def _current_mirror(self, db: sqlite3.Connection) -> KeywordPostings | None:
         """The mirror, caught up to the snapshot `db` reads; None while there is none (FTS5 answers).
         Called with _mirror_lock held."""
-        if not self._keyword_in_memory or (db.in_transaction and not getattr(self._local, "reading", False)):
+        if not self._keyword_in_memory or getattr(self._local, "writing", False):
             return None  # inside a write: its rows may yet roll back
         gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
         mirror = self._mirror
