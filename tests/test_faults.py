@@ -130,6 +130,33 @@ def test_chroma_server_hang_death_and_restart(tmp_path):
         server.stop()
 
 
+@pytest.mark.timeout(120)
+def test_a_chroma_server_hung_at_start_is_a_clear_error_not_a_hang(tmp_path):
+    """chromadb's HttpClient() talks to the server before any timeout can be set on it."""
+    server = ChromaServer(tmp_path / "chroma-server", free_port()).start()
+    os.killpg(server.proc.pid, signal.SIGSTOP)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+        env.update({"QA_CHROMA_URL": server.url, "QA_CHROMA_TIMEOUT": "2"})
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "qa.cli", "--data-dir", str(tmp_path / "index"), "ask", QUESTION],
+                           capture_output=True, text=True, timeout=90, cwd=REPO, env=env)
+        took = time.monotonic() - t0
+        assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+        assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert server.url in r.stderr and "did not answer within 2 s" in r.stderr, r.stderr
+        assert took < 60, took
+        # The web app says the same at start and exits, instead of never listening.
+        app = AppProcess(tmp_path / "index2", embeddings="hashing", env={"QA_CHROMA_URL": server.url,
+                                                                       "QA_CHROMA_TIMEOUT": "2"})
+        with pytest.raises(RuntimeError, match="did not answer within 2 s"):
+            app.start(timeout=60)
+        app.stop()
+    finally:
+        os.killpg(server.proc.pid, signal.SIGCONT)
+        server.stop()
+
+
 # -- (b) the LLM endpoint hangs or errors ----------------------------------------------------------
 @pytest.mark.timeout(180)
 def test_llm_hang_or_error_falls_back_to_the_extractive_answer(tmp_path):

@@ -6,6 +6,7 @@ default ONNX model, and the collection records which embedding model made them.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,13 +33,13 @@ def connect(chroma_url: str | None, persist_dir: Path, timeout: float = DEFAULT_
     settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if chroma_url:
         u = urlparse(chroma_url)
-        try:
-            client = chromadb.HttpClient(
+        client = _bounded(
+            lambda: chromadb.HttpClient(
                 host=u.hostname, port=u.port or (443 if u.scheme == "https" else 8000),
                 ssl=u.scheme == "https", settings=settings,
-            )
-        except Exception as exc:  # chromadb raises plain ValueError/ConnectionError on a dead server
-            raise StoreUnavailableError(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
+            ),
+            timeout, chroma_url,
+        )
         _set_timeout(client, timeout)
         return client
     try:
@@ -46,6 +47,33 @@ def connect(chroma_url: str | None, persist_dir: Path, timeout: float = DEFAULT_
         return chromadb.PersistentClient(path=str(persist_dir), settings=settings)
     except Exception as exc:  # a read-only or full data dir: OSError, or chromadb's own errors
         raise StoreUnavailableError(f"cannot open the Chroma store at {persist_dir}: {_describe(exc)}") from exc
+
+
+def _bounded(make_client, timeout: float, chroma_url: str):
+    """`make_client()` within `timeout` seconds. HttpClient() already talks to the server (it checks the
+    tenant and database) before its HTTP timeout can be set, so a server that accepts connections but
+    never answers hung the app's start; the call waits in a daemon thread instead, which a hung socket
+    read leaves free to give up on."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["client"] = make_client()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="qa-chroma-connect", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise StoreUnavailableError(
+            f"cannot reach the Chroma server at {chroma_url}: it did not answer within {timeout:g} s "
+            "(timed out; QA_CHROMA_TIMEOUT)"
+        )
+    if "error" in box:  # chromadb raises plain ValueError/ConnectionError on a dead server
+        exc = box["error"]
+        raise StoreUnavailableError(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
+    return box["client"]
 
 
 def _describe(exc: BaseException) -> str:
