@@ -66,7 +66,7 @@ class KeywordPostings:
         """From (rowid, title tokens, body tokens) rows, tokens space-separated as stored in FTS5.
 
         Postings are gathered in batches of BUILD_BATCH_ROWS rows, each sorted by term, then scattered
-        into the term-major arrays: peak memory about 2.5x the final arrays (one global argsort over
+        into the term-major arrays: peak memory under 3x the final arrays (one global argsort over
         every token took 7x, 635 MB at 100k chunks)."""
         self = cls(weights)
         w_title, w_body = self.weights
@@ -107,7 +107,14 @@ class KeywordPostings:
         self._slot_of = {r: s for s, r in enumerate(rowids)}
         self._total_tokens = int(sum(lengths))
 
-        n_terms = len(vocab)
+        self._set_main(batches)
+        return self
+
+    def _set_main(self, batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """The term-major main arrays from batches of (term, slot, freq) postings, each sorted by term, in
+        slot order (so each term's slots stay ascending). Scattered batch by batch into arrays allocated
+        once, so the peak is the batches plus the result, not a sort over all of them."""
+        n_terms = len(self._vocab)
         counts = np.zeros(n_terms, dtype=np.int64)
         for t, _, _ in batches:
             counts += np.bincount(t, minlength=n_terms)
@@ -115,7 +122,7 @@ class KeywordPostings:
         self._slots = np.empty(int(self._indptr[-1]), dtype=np.int32)
         self._freqs = np.empty(int(self._indptr[-1]), dtype=np.float32)
         write = self._indptr[:-1].copy()
-        while batches:  # batches in slot order, so each term's slots stay ascending
+        while batches:
             t, s, f = batches.pop(0)
             in_batch = np.bincount(t, minlength=n_terms)
             first = np.concatenate(([0], np.cumsum(in_batch)[:-1]))
@@ -123,24 +130,6 @@ class KeywordPostings:
             self._slots[pos] = s
             self._freqs[pos] = f
             write += in_batch
-        return self
-
-    def _set_main(self, terms: np.ndarray, slots: np.ndarray, weights: np.ndarray) -> None:
-        """Main arrays from one entry per token occurrence (or per posting), slots ascending per term."""
-        order = np.argsort(terms, kind="stable")  # stable: slots stay ascending within a term
-        terms, slots, weights = terms[order], slots[order], weights[order]
-        if len(terms):
-            first = np.ones(len(terms), dtype=bool)
-            first[1:] = (terms[1:] != terms[:-1]) | (slots[1:] != slots[:-1])
-            starts = np.flatnonzero(first)
-            freqs = np.add.reduceat(weights, starts)
-            terms, slots = terms[starts], slots[starts]
-        else:
-            freqs = weights
-        counts = np.bincount(terms, minlength=len(self._vocab))
-        self._indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        self._slots = np.ascontiguousarray(slots, dtype=np.int32)
-        self._freqs = np.ascontiguousarray(freqs, dtype=np.float32)
         self._tail = {}
         self._tail_postings = 0
 
@@ -206,7 +195,8 @@ class KeywordPostings:
         self._n_slots = n
         self._slot_of = {int(r): s for s, r in enumerate(self._rowid)}
         # Tail slots are newer than main slots, so a stable sort by term keeps slots ascending.
-        self._set_main(terms_a, slots_a, freqs_a)
+        order = np.argsort(terms_a, kind="stable")
+        self._set_main([(terms_a[order], slots_a[order], freqs_a[order])])
 
     # -- queries -------------------------------------------------------------------------------
     def _postings(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
