@@ -28,7 +28,6 @@ import hashlib
 import heapq
 import importlib.util
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -38,6 +37,7 @@ from typing import Iterator
 
 import numpy as np
 
+from vectorstore.atomic_dir import install_dir
 from vectorstore.filelock import file_lock
 
 # The id the product stores alongside an index built with this model.
@@ -109,7 +109,7 @@ def materialize_e5(target_dir: Path) -> Path:
         staging.chmod(0o755)  # mkdtemp creates it private; the model is ordinary data
         try:
             _write_model_dir(staging, _parse(data), marker)
-            _install(staging, target_dir, marker)
+            install_dir(staging, target_dir, lambda d: _is_complete(d, marker))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target_dir
@@ -133,44 +133,6 @@ def _is_complete(directory: Path, marker: dict) -> bool:
     except (OSError, ValueError):
         return False
     return found == marker and all((directory / name).is_file() for name in _MODEL_FILES)
-
-
-def _install(staging: Path, target: Path, marker: dict) -> None:
-    """Rename the finished ``staging`` directory to ``target``.
-
-    A directory rename is atomic but cannot replace a non-empty directory, so an
-    outdated or broken ``target`` is first moved aside and deleted afterwards.
-    """
-    _fsync_tree(staging)  # data must be on disk before the rename makes it visible
-    if _is_complete(target, marker):
-        return  # a concurrent run finished first; its files equal ours
-    old = None
-    if target.exists() or target.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / "model")
-    try:
-        os.rename(staging, target)
-    except OSError:
-        # Another process installed a model between our check and our rename;
-        # keep theirs if it is the one we would have written.
-        if not _is_complete(target, marker):
-            raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    for directory in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ------------------------------------------------------------ reading e5-small-q4.bin

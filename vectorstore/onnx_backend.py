@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from qa.errors import ConfigError
+from vectorstore.atomic_dir import install_dir
 from vectorstore.filelock import file_lock
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def _export(st, variant: str, source: Path | None, target: Path, key: dict, mode
             )
         marker = {"key": key, "checked_cosine_min": round(cosine, 6), "made_with": _versions()}
         (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _install(staging, target, key)
+        install_dir(staging, target, lambda d: _is_complete(d, key))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target / MODEL_FILE
@@ -371,36 +372,6 @@ def _is_complete(directory: Path, key: dict) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(found, dict) and found.get("key") == key and (directory / MODEL_FILE).is_file()
-
-
-def _install(staging: Path, target: Path, key: dict) -> None:
-    """Rename the finished ``staging`` directory to ``target`` (see e5_model._install)."""
-    _fsync_tree(staging)
-    if _is_complete(target, key):
-        return  # a concurrent export finished first
-    old = None
-    if target.exists() or target.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / "export")
-    try:
-        os.rename(staging, target)
-    except OSError:
-        if not _is_complete(target, key):
-            raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in [*sorted(p for p in root.rglob("*") if p.is_file())]:
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _versions() -> dict:
